@@ -1,0 +1,5 @@
+import sys
+
+from occau.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Checkpoints: occau's own self-describing safetensors format and importers for foreign formats."""

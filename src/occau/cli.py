@@ -1,0 +1,38 @@
+"""The ``occau`` command: one sub-command per job, each defined in ``occau.commands.<name>``.
+
+Every command module exposes ``register(subparsers)``, which adds its parser and sets ``handler`` to a function
+taking the parsed arguments and returning an exit status. Heavy imports live inside handlers so ``occau --help``
+stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from occau import __version__, commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="occau", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"occau {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"occau.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

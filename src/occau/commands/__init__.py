@@ -1,0 +1,1 @@
+"""Sub-commands of the ``occau`` CLI, one module each (see ``occau.cli``)."""

@@ -1,0 +1,1 @@
+"""Evaluation: per-AU F1 under the occlusion protocol, across methods, conditions and folds."""

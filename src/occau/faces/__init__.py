@@ -1,0 +1,1 @@
+"""Face front end: the alignment template shared by real data, SynthFACS and occlusion protocols."""

@@ -1,0 +1,1 @@
+"""Occlusion conditions of the evaluation protocol, as test-time transforms and training augmentation."""

@@ -1,0 +1,1 @@
+"""Reports: result files, tables and plots."""

@@ -1,0 +1,1 @@
+"""Training: Lightning modules, data modules and one entry point per stage."""
