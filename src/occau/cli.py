@@ -16,7 +16,7 @@ from occau import __version__, commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="occau", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="occau", description="occau: occlusion-robust facial action unit recognition")
     parser.add_argument("--version", action="version", version=f"occau {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):

@@ -1,0 +1,167 @@
+"""The whole study from one command: data, every training stage for every fold, evaluation, report.
+
+Stages run in data-flow order: MAE pretraining on the pretraining subjects (once), then per fold the teacher
+(stage 1 -> stage 2), the occlusion-augmented teacher, and the students (the method and its KD ablations, trained
+side by side), then the evaluation of every method under every protocol condition. Each stage writes into its own
+folder and is skipped when its exported weights exist, so an interrupted benchmark resumes where it stopped; each
+fold's results are written as soon as they exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from occau.aus import dataset_aus
+from occau.evaluation.evaluate import evaluate_conditions, every_nth, mean_over_folds, time_methods
+from occau.evaluation.methods import load_methods
+from occau.reports.plots import plot_all
+from occau.reports.results import machine_info, software_info, write_results
+from occau.training.config import StageConfig, from_dict
+from occau.training.data import build_face_dataset
+from occau.training.run import train_stage
+
+STAGE_ORDER = ("teacher_stage1", "teacher_stage2", "teacher_occaug_stage1", "teacher_occaug_stage2", "student")
+
+
+@dataclass
+class BenchConfig:
+    """A benchmark preset: the data, folds and conditions, and one partial StageConfig per stage."""
+
+    name: str = "quick"
+    data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields shared by every stage
+    trainer: dict[str, Any] = field(default_factory=dict)  # TrainerConfig fields shared by every stage
+    folds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    conditions: list[str] = field(default_factory=list)
+    training_occlusion: dict[str, float] = field(default_factory=dict)  # students and the occlusion-aug teacher
+    eval: dict[str, Any] = field(default_factory=dict)  # stride, batch_size, fill, timing_batch_size
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # mae, teacher_stage1, teacher_stage2, student
+
+
+def load_bench_config(name_or_path: str) -> BenchConfig:
+    """A packaged preset (``smoke``/``quick``/``full`` for SynthFACS) or a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: benchmark config not found")
+        text = path.read_text()
+    else:
+        preset = resources.files("occau") / "configs" / "bench" / f"synth_{name_or_path}.yaml"
+        if not preset.is_file():
+            raise ValueError(f"unknown benchmark preset {name_or_path!r}; use smoke, quick, full or a YAML file")
+        text = preset.read_text()
+    return from_dict(BenchConfig, yaml.safe_load(text))
+
+
+def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> StageConfig:
+    """The full StageConfig of one stage: the preset's shared data/trainer settings under the stage's own."""
+    key = stage.replace("_occaug", "")
+    values = copy.deepcopy(bench.stages[key])
+    values.setdefault("data", {})
+    values["data"] = {**bench.data, "fold": fold, **values["data"]}
+    values["trainer"] = {**bench.trainer, **values.get("trainer", {})}
+    if "_occaug" in stage or stage == "student":
+        values["data"]["occlusion"] = dict(bench.training_occlusion)
+    values.setdefault("name", stage)
+    if values.get("stage") in ("teacher", "student"):  # the AU count (and graph K, as upstream) follow the data
+        num_aus = len(dataset_aus(values["data"]["dataset"]))
+        values.setdefault("model", {}).setdefault("num_aus", num_aus)
+        if values["stage"] == "teacher":
+            values["model"].setdefault("neighbor_num", 4 if num_aus >= 12 else 3)
+    for k, v in extra.items():
+        values[k] = v
+    return from_dict(StageConfig, values)
+
+
+def _trained(out_dir: Path, config: StageConfig) -> dict[str, Path]:
+    """Train a stage unless its exported weights already exist (resumable benchmark)."""
+    done = out_dir / "exported.json"
+    if done.is_file():
+        return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+    exported = train_stage(config, out_dir)
+    done.write_text(json.dumps({k: str(v) for k, v in exported.items()}, indent=1))
+    return exported
+
+
+def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) -> dict[str, Any]:
+    """Train every per-fold stage, then evaluate all methods on the fold's test part."""
+    fold_dir = out_dir / f"fold{fold}"
+    finished = fold_dir / "fold_results.json"
+    if finished.is_file():
+        log(f"fold {fold}: already evaluated ({finished})")
+        return json.loads(finished.read_text())
+    paths: dict[str, Path] = {}
+    for stage in STAGE_ORDER:
+        init = {}
+        if stage.endswith("stage2"):
+            init["stage1"] = str(paths[stage.replace("stage2", "stage1")])
+        if stage == "student":
+            init = {"mae": str(mae_path), "teacher": str(paths["teacher_stage2"])}
+        name = {"teacher_stage2": "teacher", "teacher_occaug_stage2": "teacher_occaug"}.get(stage, stage)
+        config = stage_config(bench, stage, fold, init=init, name=name)
+        log(f"fold {fold}: training {stage}")
+        start = time.perf_counter()
+        exported = _trained(fold_dir / stage, config)
+        log(f"fold {fold}: {stage} done in {time.perf_counter() - start:.0f} s")
+        paths.update({stage: next(iter(exported.values()))} if stage != "student" else {})
+        if stage == "student":
+            paths.update(exported)
+    return _evaluate_fold(bench, fold, fold_dir, mae_path, paths, log)
+
+
+def _evaluate_fold(bench: BenchConfig, fold: int, fold_dir: Path, mae_path: Path, paths: dict[str, Path], log):
+    teacher, occaug = paths["teacher_stage2"], paths["teacher_occaug_stage2"]
+    specs = {"teacher": str(teacher), "teacher_occaug": str(occaug), "mae_recon_teacher": f"{mae_path}+{teacher}"}
+    specs |= {name: str(p) for name, p in paths.items() if name.startswith("student")}
+    methods = load_methods(specs)
+    data = from_dict(StageConfig, {"data": {**bench.data, "fold": fold}}).data
+    faces = every_nth(build_face_dataset(data, "test"), int(bench.eval.get("stride", 1)))
+    log(f"fold {fold}: evaluating {len(methods.names)} methods x {len(bench.conditions)} conditions on {len(faces)} faces")
+    results = evaluate_conditions(methods, faces, bench.conditions, len(dataset_aus(data.dataset)),
+                                  batch_size=int(bench.eval.get("batch_size", 128)),
+                                  fill=bench.eval.get("fill", "black"), seed=data.seed)
+    timings = time_methods(methods, faces, batch_size=int(bench.eval.get("timing_batch_size", 32)))
+    fold_result = {"fold": fold, "results": results, "timings": timings}
+    (fold_dir / "fold_results.json").write_text(json.dumps(fold_result, indent=1))
+    return fold_result
+
+
+def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
+    """Run everything; returns the report folder."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    bench.data.setdefault("cache_dir", str(out_dir / "data"))
+    log(f"benchmark {bench.name}: output in {out_dir}")
+    mae_config = stage_config(bench, "mae", fold=bench.folds[0], name="mae")
+    log("training mae (pretraining subjects)")
+    mae_path = next(iter(_trained(out_dir / "mae", mae_config).values()))
+    per_fold = {fold: run_fold(bench, fold, out_dir, mae_path, log) for fold in bench.folds}
+    data = mae_config.data
+    results = {
+        "dataset": data.dataset,
+        "aus": list(dataset_aus(data.dataset)),
+        "folds": list(bench.folds),
+        "seed": data.seed,
+        "preset": bench.name,
+        "conditions": list(bench.conditions),
+        "fill": bench.eval.get("fill", "black"),
+        "software": software_info(),
+        "machine": machine_info(),
+        "results": mean_over_folds({f: r["results"] for f, r in per_fold.items()}),
+        "timings": per_fold[bench.folds[0]]["timings"],
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    }
+    report = out_dir / "report"
+    write_results(report, results)
+    plot_all(results, report)
+    log(f"benchmark {bench.name} finished in {results['wall_time_s']:.0f} s; report: {report / 'results.md'}")
+    return report
+

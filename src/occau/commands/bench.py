@@ -1,0 +1,38 @@
+"""``occau bench synth --preset {smoke,quick,full} --out DIR``: the whole study on SynthFACS (or prepared data)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="run every stage for every fold, evaluate, write the report",
+                              description=__doc__)
+    p.add_argument("dataset", choices=["synth", "bp4d", "disfa"],
+                   help="synth: generate SynthFACS; bp4d/disfa: a dataset prepared by `occau prepare`")
+    p.add_argument("--preset", default="quick", help="smoke, quick, full, or a benchmark YAML file")
+    p.add_argument("--variant", default=None, help="SynthFACS variant: synth-bp4d (default) or synth-disfa")
+    p.add_argument("--data", default=None, help="prepared dataset folder (bp4d/disfa)")
+    p.add_argument("--folds", default=None, help="comma-separated folds to run, e.g. 1,2,3")
+    p.add_argument("--out", required=True, help="output folder (resumes if it holds an earlier run)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from occau.benchmark import load_bench_config, run_benchmark
+
+    bench = load_bench_config(args.preset)
+    if args.dataset == "synth":
+        if args.variant:
+            bench.data["dataset"] = args.variant
+    else:
+        if not args.data:
+            print(f"occau bench {args.dataset}: --data DIR (from `occau prepare {args.dataset}`) is required",
+                  file=sys.stderr)
+            return 2
+        bench.data.update(source="prepared", dataset=args.dataset, root=args.data)
+    if args.folds:
+        bench.folds = [int(f) for f in args.folds.split(",")]
+    run_benchmark(bench, args.out, log=lambda msg: print(f"[occau] {msg}", flush=True))
+    return 0

@@ -1,0 +1,80 @@
+"""``occau evaluate``: any trained methods x any protocol conditions x any folds -> results.json, results.md, plots.
+
+Methods are ``NAME=SPEC``, where SPEC is a teacher checkpoint, a student bundle, or ``MAE+TEACHER`` for the
+reconstruct-then-teacher baseline; ``{fold}`` in a SPEC is replaced by each fold number, e.g.
+``--method student=runs/quick/fold{fold}/student/student.safetensors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="evaluate trained methods under occlusion conditions",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC", help="a method to evaluate")
+    p.add_argument("--dataset", default="synth-bp4d", help="synth-bp4d, synth-disfa, bp4d or disfa")
+    p.add_argument("--preset", default="quick", help="SynthFACS preset of the data")
+    p.add_argument("--data", default=None, help="prepared dataset folder (bp4d/disfa) or SynthFACS cache folder")
+    p.add_argument("--folds", default="1", help="comma-separated folds, e.g. 1,2,3")
+    p.add_argument("--conditions", default="all", help="comma-separated protocol conditions, or 'all'")
+    p.add_argument("--fill", default="black", help="fill of occluded pixels: black, mean, noise, texture")
+    p.add_argument("--stride", type=int, default=1, help="evaluate every n-th test frame")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from occau.aus import dataset_aus
+    from occau.evaluation.evaluate import evaluate_conditions, every_nth, mean_over_folds, time_methods
+    from occau.evaluation.methods import load_methods
+    from occau.occlusion import CONDITIONS
+    from occau.reports.plots import plot_all
+    from occau.reports.results import machine_info, software_info, write_results
+    from occau.training.config import DataConfig
+    from occau.training.data import build_face_dataset
+
+    specs = dict(_parse_method(m) for m in args.method)
+    conditions = list(CONDITIONS) if args.conditions == "all" else args.conditions.split(",")
+    unknown = sorted(set(conditions) - set(CONDITIONS))
+    if unknown:
+        print(f"occau evaluate: unknown conditions {unknown}; known: {list(CONDITIONS)}", file=sys.stderr)
+        return 2
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    folds = [int(f) for f in args.folds.split(",")]
+    prepared = args.dataset in ("bp4d", "disfa")
+    per_fold, timings = {}, {}
+    for fold in folds:
+        methods = load_methods({name: spec.replace("{fold}", str(fold)) for name, spec in specs.items()})
+        data = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset, preset=args.preset,
+                          root=args.data if prepared else None, cache_dir=None if prepared else args.data,
+                          fold=fold, seed=args.seed)
+        faces = every_nth(build_face_dataset(data, "test"), args.stride)
+        per_fold[fold] = evaluate_conditions(methods, faces, conditions, len(dataset_aus(args.dataset)),
+                                             batch_size=args.batch_size, fill=args.fill, seed=args.seed, device=device)
+        if not timings:
+            timings = time_methods(methods, faces, device=device)
+    results = {
+        "dataset": args.dataset, "aus": list(dataset_aus(args.dataset)), "folds": folds, "seed": args.seed,
+        "preset": args.preset, "conditions": conditions, "fill": args.fill, "methods": specs,
+        "software": software_info(), "machine": machine_info(),
+        "results": mean_over_folds(per_fold), "timings": timings,
+    }
+    json_path, md_path = write_results(args.out, results)
+    plot_all(results, args.out)
+    print(f"results: {json_path}\n         {md_path}")
+    return 0
+
+
+def _parse_method(text: str) -> tuple[str, str]:
+    name, sep, spec = text.partition("=")
+    if not sep or not name or not spec:
+        raise SystemExit(f"occau evaluate: --method must be NAME=SPEC, got {text!r}")
+    return name, spec

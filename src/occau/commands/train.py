@@ -1,0 +1,26 @@
+"""``occau train CONFIG.yaml --out DIR [key=value ...]``: run one training stage."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train one stage (mae, teacher or student) from a YAML config",
+                              description=__doc__)
+    p.add_argument("config", help="stage YAML (see configs/ in the package, e.g. configs/real/bp4d_teacher_stage1.yaml)")
+    p.add_argument("--out", required=True, help="output folder: checkpoints, logs, exported .safetensors")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoints/last.ckpt exists")
+    p.add_argument("overrides", nargs="*", help="config overrides such as data.fold=2 optim.lr=1e-4 trainer.devices=4")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from occau.training.config import load_config
+    from occau.training.run import train_stage
+
+    config = load_config(args.config, args.overrides)
+    exported = train_stage(config, args.out, resume=not args.no_resume)
+    for name, path in exported.items():
+        print(f"{name}: {path}")
+    return 0

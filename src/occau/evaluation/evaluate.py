@@ -1,0 +1,138 @@
+"""Evaluate method groups on the test part of a fold under every occlusion condition (PROTOCOL §2-§3).
+
+Every method sees the same occluded pixels (occlusion is seeded by (seed, condition, sample key)); F1 is counted
+over all test frames of the fold, per AU, at threshold 0.5. Inference time per face is measured separately, one
+method at a time, so shared work (the student group's encoder) is charged to each method in full.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from occau.evaluation.metrics import AUF1
+from occau.evaluation.methods import MethodGroup, MethodSet, StudentsOnVisible
+from occau.training.data import FaceTensors
+
+
+def every_nth(faces: Dataset, stride: int) -> Dataset:
+    """Every ``stride``-th test frame: consecutive video frames are nearly identical, so this keeps the evidence."""
+    return faces if stride <= 1 else Subset(faces, list(range(0, len(faces), stride)))
+
+
+@torch.inference_mode()
+def evaluate_conditions(
+    methods: MethodSet,
+    faces: Dataset,
+    conditions: list[str],
+    num_aus: int,
+    *,
+    batch_size: int = 128,
+    fill: str = "black",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, dict[str, dict]]:
+    """``{method: {condition: {"f1_mean", "f1_per_au", "acc_mean", "n_frames"}}}`` for one fold."""
+    device = torch.device(device)
+    methods.to(device)
+    results: dict[str, dict[str, dict]] = {name: {} for name in methods.names}
+    bar = tqdm(total=len(conditions) * len(faces), desc="evaluate", unit="face", disable=not progress)
+    for condition in conditions:
+        loader = DataLoader(FaceTensors(faces, patch_size=methods.patch_size, condition=condition, fill=fill, seed=seed),
+                            batch_size=batch_size, num_workers=num_workers)
+        metrics = {name: AUF1(num_aus).to(device) for name in methods.names}
+        for batch in loader:
+            images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
+            for group in methods.groups:
+                for name, probs in group(images, token_mask).items():
+                    metrics[name].update(probs, batch["labels"].to(device), batch["label_mask"].to(device))
+            bar.update(len(images))
+        for name, metric in metrics.items():
+            scores = metric.compute()
+            results[name][condition] = {
+                "f1_mean": float(scores["f1_mean"]),
+                "f1_per_au": scores["f1_per_au"].cpu().tolist(),
+                "acc_mean": float(scores["acc_mean"]),
+                "n_frames": len(faces),
+            }
+        bar.set_postfix_str(condition)
+    bar.close()
+    return results
+
+
+@torch.inference_mode()
+def time_methods(
+    methods: MethodSet,
+    faces: Dataset,
+    *,
+    condition: str = "patch50",
+    batch_size: int = 32,
+    repeats: int = 5,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, dict]:
+    """Median milliseconds per face of each method run alone on the same occluded batch (after one warm-up)."""
+    device = torch.device(device)
+    methods.to(device)
+    tensors = FaceTensors(faces, patch_size=methods.patch_size, condition=condition, seed=seed)
+    batch = next(iter(DataLoader(tensors, batch_size=min(batch_size, len(tensors)))))
+    images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
+    timings = {}
+    for group in methods.groups:
+        for name in group.names:
+            single = _alone(group, name)
+            single(images, token_mask)  # warm-up
+            samples = []
+            for _ in range(repeats):
+                _sync(device)
+                start = time.perf_counter()
+                single(images, token_mask)
+                _sync(device)
+                samples.append((time.perf_counter() - start) * 1000 / len(images))
+            timings[name] = {
+                "ms_per_face": statistics.median(samples),
+                "condition": condition,
+                "batch_size": len(images),
+                "repeats": repeats,
+                "threads": torch.get_num_threads(),
+                "device": str(device),
+                "input_size": int(images.shape[-1]),
+            }
+    return timings
+
+
+def _alone(group: MethodGroup, name: str) -> MethodGroup:
+    if isinstance(group, StudentsOnVisible) and len(group.names) > 1:
+        return StudentsOnVisible(group.encoder, {name: group.students[name]})
+    return group
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def mean_over_folds(per_fold: dict[int, dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
+    """Merge fold results: per-AU and mean F1 averaged over folds (the headline), plus the per-fold means."""
+    folds = sorted(per_fold)
+    first = per_fold[folds[0]]
+    merged: dict[str, dict[str, dict]] = {}
+    for method, by_condition in first.items():
+        merged[method] = {}
+        for condition in by_condition:
+            runs = [per_fold[f][method][condition] for f in folds]
+            per_au = np.mean([r["f1_per_au"] for r in runs], axis=0)
+            merged[method][condition] = {
+                "f1_mean": float(np.mean([r["f1_mean"] for r in runs])),
+                "f1_per_au": per_au.tolist(),
+                "f1_per_fold": {str(f): r["f1_mean"] for f, r in zip(folds, runs)},
+                "n_frames": int(sum(r["n_frames"] for r in runs)),
+            }
+    return merged

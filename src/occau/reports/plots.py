@@ -1,0 +1,102 @@
+"""Plots of an evaluation: where people would rather look than read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from occau.aus import au_name  # noqa: E402
+from occau.reports.results import BLOCK_CONDITIONS, PATCH_CONDITIONS  # noqa: E402
+
+PATCH_RATIOS = {"clean": 0, "patch25": 25, "patch50": 50, "patch75": 75}
+
+
+def plot_patch_curve(results: dict[str, Any], out_png: str | Path) -> Path | None:
+    """Mean F1 against the fraction of randomly occluded patches, one line per method."""
+    by_method = results["results"]
+    conditions = [c for c in PATCH_CONDITIONS if c in next(iter(by_method.values()))]
+    if len(conditions) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    x = [PATCH_RATIOS[c] for c in conditions]
+    for method, by_condition in by_method.items():
+        y = [100 * by_condition[c]["f1_mean"] for c in conditions]
+        style = "-" if method.startswith("student") else "--"
+        ax.plot(x, y, style, marker="o", label=method, linewidth=2 if method == "student" else 1.2)
+    ax.set_xlabel("randomly occluded patches (%)")
+    ax.set_ylabel("mean F1 (%)")
+    ax.set_xticks(x)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{results['dataset']}: F1 under random patch occlusion")
+    ax.legend(fontsize=8, loc="lower left")
+    return _save(fig, out_png)
+
+
+def plot_block_heatmaps(results: dict[str, Any], out_png: str | Path) -> Path | None:
+    """Per-AU F1 under each block condition, one panel per method, on a shared colour scale."""
+    by_method = results["results"]
+    conditions = [c for c in ("clean",) + BLOCK_CONDITIONS if c in next(iter(by_method.values()))]
+    if not conditions:
+        return None
+    aus = [au_name(a) for a in results["aus"]]
+    methods = list(by_method)
+    cols = min(3, len(methods))
+    rows = int(np.ceil(len(methods) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.32 * len(conditions) * rows + 1.2 * rows),
+                             squeeze=False)
+    image = None
+    for ax, method in zip(axes.flat, methods):
+        grid = np.array([by_method[method][c]["f1_per_au"] for c in conditions]) * 100
+        image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        ax.set_title(method, fontsize=9)
+        ax.set_xticks(range(len(aus)), [a[2:] for a in aus], fontsize=7)
+        ax.set_yticks(range(len(conditions)), conditions, fontsize=7)
+        for (i, j), value in np.ndenumerate(grid):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=5.5,
+                    color="white" if value < 55 else "black")
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, shrink=0.8, label="F1 (%)")
+    fig.suptitle(f"{results['dataset']}: per-AU F1 (%) under block occlusion (columns: AU number)", fontsize=10)
+    return _save(fig, out_png)
+
+
+def plot_timings(results: dict[str, Any], out_png: str | Path) -> Path | None:
+    """Inference time per face of each method, one bar each."""
+    timings = results.get("timings") or {}
+    if not timings:
+        return None
+    methods = list(timings)
+    values = [timings[m]["ms_per_face"] for m in methods]
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(methods) + 1.2))
+    ax.barh(methods, values, color="tab:blue")
+    for i, value in enumerate(values):
+        ax.text(value, i, f" {value:.2f}", va="center", fontsize=8)
+    first = timings[methods[0]]
+    ax.set_xlabel(f"ms per face ({first['device']}, {first['threads']} threads, batch {first['batch_size']}, "
+                  f"{first['input_size']} px, {first['condition']})")
+    ax.invert_yaxis()
+    ax.set_title("inference time per face")
+    return _save(fig, out_png)
+
+
+def plot_all(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    made = [plot_patch_curve(results, out_dir / "f1_vs_patch_ratio.png"),
+            plot_block_heatmaps(results, out_dir / "per_au_block_heatmaps.png"),
+            plot_timings(results, out_dir / "inference_time.png")]
+    return [p for p in made if p is not None]
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,84 @@
+"""What the teacher and student Lightning modules share: validation F1 and keeping the best weights.
+
+Model selection uses the validation subjects of the training parts (never the test part). Each module may train
+several models at once (the student ablations share one encoder and teacher pass); every one of them keeps its own
+best-on-validation weights, stored in the Lightning checkpoint so a resumed run keeps them too.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from occau.evaluation.metrics import AUF1
+from occau.models.outputs import AUOutput
+from occau.training.config import StageConfig
+from occau.training.optim import build_optimizer, build_scheduler, param_groups
+
+BEST_KEY = "occau_best"
+
+
+class AUTrainingModule(L.LightningModule):
+    """Subclasses define ``trained_models()`` (name -> module) and ``predict_all(batch)`` (name -> AUOutput)."""
+
+    decay_1d = True  # ME-GraphAU decays every parameter; MAE-style models override
+
+    def __init__(self, config: StageConfig, class_weights: list[float]) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32), persistent=False)
+        self.best: dict[str, dict] = {}  # name -> {"f1": float, "epoch": int, "state": state_dict}
+        self.val_metrics = nn.ModuleDict()
+
+    def trained_models(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def predict_all(self, batch: dict[str, Tensor]) -> dict[str, AUOutput]:
+        raise NotImplementedError
+
+    # validation ---------------------------------------------------------------------------------------------
+    def _metric(self, name: str) -> AUF1:
+        if name not in self.val_metrics:
+            self.val_metrics[name] = AUF1(len(self.class_weights)).to(self.device)
+        return self.val_metrics[name]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        for name, out in self.predict_all(batch).items():
+            self._metric(name).update(out.probs, batch["labels"], batch["label_mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metric in self.val_metrics.items():
+            f1 = float(metric.compute()["f1_mean"])
+            metric.reset()
+            self.log(f"val/{name}/f1", f1, prog_bar=True, sync_dist=False)
+            if self.trainer.sanity_checking:
+                continue
+            if name not in self.best or f1 > self.best[name]["f1"]:
+                state = {k: v.detach().cpu().clone() for k, v in self.trained_models()[name].state_dict().items()}
+                self.best[name] = {"f1": f1, "epoch": int(self.current_epoch), "state": state}
+
+    def best_state(self, name: str) -> tuple[dict[str, Tensor], dict]:
+        """Weights with the best validation F1 (the last weights when there was no validation)."""
+        if name in self.best:
+            entry = self.best[name]
+            return entry["state"], {"val_f1": entry["f1"], "epoch": entry["epoch"]}
+        model = self.trained_models()[name]
+        return copy.deepcopy(model.state_dict()), {"val_f1": None, "epoch": int(self.current_epoch)}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[BEST_KEY] = self.best
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best = checkpoint.get(BEST_KEY, {})
+
+    # optimisation -------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        groups = []
+        for model in self.trained_models().values():
+            groups += param_groups(model, self.config.optim.weight_decay, decay_1d=self.decay_1d)
+        optimizer = build_optimizer(groups, self.config.optim)
+        steps = self.trainer.estimated_stepping_batches // max(1, self.config.optim.epochs)
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.config.optim, int(steps))}

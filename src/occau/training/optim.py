@@ -1,0 +1,52 @@
+"""AdamW with the upstream conventions and a per-step warm-up + half-cycle cosine schedule.
+
+MAE excludes 1-D parameters (norms, biases) and position/cls tokens from weight decay; ME-GraphAU decays everything.
+Both schedule per iteration, which is why the scheduler steps every optimizer step, not every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from occau.training.config import OptimConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool) -> list[dict]:
+    """Trainable parameters split into decayed and non-decayed groups (``decay_1d`` keeps upstream ME-GraphAU's
+    decay-everything behaviour)."""
+    skip = set(getattr(model, "no_weight_decay", lambda: set())())
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        is_1d = param.ndim <= 1 or name.endswith(".bias") or name in skip
+        (no_decay if is_1d and not decay_1d else decay).append(param)
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+
+
+def build_optimizer(params: Iterable[dict], config: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(list(params), lr=config.lr, betas=tuple(config.betas))
+
+
+def cosine_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
+    """Multiplier of the base lr at a step: linear warm-up, then cosine to ``min_ratio``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig, steps_per_epoch: int) -> dict:
+    """The Lightning scheduler dict, stepping every iteration."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(total, warmup, config.min_lr / config.lr))
+    return {"scheduler": schedule, "interval": "step"}

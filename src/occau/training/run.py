@@ -1,0 +1,162 @@
+"""Run one training stage from its config: build data and module, fit with Lightning, export safetensors.
+
+The same code runs on one CPU, one GPU, several GPUs or nodes (``trainer.devices``/``num_nodes``/``strategy``).
+An interrupted run resumes from ``OUT/checkpoints/last.ckpt`` (loaded with ``weights_only=True``); because data
+order and augmentation are pure functions of (seed, epoch, index), the resumed run ends where an uninterrupted
+one would. The exported ``*.safetensors`` files carry their config, AU list, input size, data and fold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from occau.aus import dataset_aus
+from occau.checkpoints.io import save_checkpoint
+from occau.checkpoints.mae import DECODER_PREFIXES
+from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from occau.losses.wa import au_class_weights
+from occau.training.config import StageConfig, from_dict, save_config, to_dict
+from occau.training.data import FaceDataModule, build_face_dataset
+
+NORMALIZATION = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto": bf16 mixed precision on GPUs that support it, full fp32 elsewhere (CPU)."""
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def build_trainer(config: StageConfig, out_dir: Path) -> L.Trainer:
+    t = config.trainer
+    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
+    return L.Trainer(
+        default_root_dir=out_dir,
+        max_epochs=config.optim.epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=resolve_precision(t.precision),
+        gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        callbacks=[checkpoint],
+        logger=CSVLogger(out_dir, name="logs", version=""),
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
+
+
+def patch_size_for(config: StageConfig) -> int:
+    """Token grid used for occlusion token masks: the MAE's patch size, or 16/8 for teacher-only runs."""
+    if "patch_size" in config.model:
+        return int(config.model["patch_size"])
+    if config.stage == "student":
+        from occau.checkpoints.mae import load_mae
+
+        return load_mae(config.init["mae"]).config.patch_size
+    size = int(config.model.get("img_size", 224))
+    return 16 if size % 16 == 0 else 8
+
+
+def training_class_weights(config: StageConfig) -> list[float]:
+    """WA weights from the training split's labels (unknown labels excluded), as upstream computes them per fold."""
+    faces = build_face_dataset(config.data, "train")
+    labels, mask = faces.label_arrays()
+    return au_class_weights(torch.as_tensor(labels), torch.as_tensor(mask)).tolist()
+
+
+def train_stage(config: StageConfig, out_dir: str | Path, resume: bool = True) -> dict[str, Path]:
+    """Fit one stage; returns the exported checkpoints by method name."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, out_dir / "config.yaml")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module, datamodule = _build(config)
+    trainer = build_trainer(config, out_dir)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None, weights_only=True)
+    if not trainer.is_global_zero:
+        return {}
+    return _export(config, module, out_dir)
+
+
+def _build(config: StageConfig):
+    if config.stage == "mae":
+        from occau.training.mae_module import MAEModule
+
+        patch = int(config.model["patch_size"])
+        return MAEModule(config), FaceDataModule(config.data, patch, train_split="pretrain")
+    weights = training_class_weights(config)
+    if config.stage == "teacher":
+        from occau.training.teacher_module import TeacherModule
+
+        module = TeacherModule(config, weights)
+        _init_teacher(module, config)
+        return module, FaceDataModule(config.data, patch_size_for(config))
+    from occau.checkpoints.mae import load_mae
+    from occau.checkpoints.megraphau import load_megraphau
+    from occau.training.student_module import StudentModule
+
+    encoder = load_mae(config.init["mae"])
+    teacher = load_megraphau(config.init["teacher"])
+    module = StudentModule(config, weights, encoder, teacher)
+    return module, FaceDataModule(config.data, encoder.config.patch_size, with_clean=True)
+
+
+def _init_teacher(module, config: StageConfig) -> None:
+    """Stage 2 warm-starts from stage 1 exactly as upstream; a backbone file gives ImageNet initialisation."""
+    from occau.checkpoints.megraphau import init_stage2_from_stage1, load_backbone_weights
+
+    if "backbone" in config.init:
+        load_backbone_weights(module.model, config.init["backbone"])
+    if "stage1" in config.init:
+        from occau.checkpoints.io import load_checkpoint
+
+        state, _ = load_checkpoint(config.init["stage1"])
+        init_stage2_from_stage1(module.model, state)
+
+
+def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
+    meta = {
+        "input_size": int((module.encoder if config.stage == "student" else module.model).config.img_size),
+        "normalization": NORMALIZATION,
+        "license": "weights trained by occau; licence of the training data applies",
+        "data": {"source": config.data.source, "dataset": config.data.dataset, "preset": config.data.preset,
+                 "fold": config.data.fold, "test_part": config.data.fold, "seed": config.data.seed},
+        "training": to_dict(config),
+    }
+    if config.stage == "mae":
+        meta |= {"kind": "mae", "model": asdict(module.model.config), "has_decoder": True, "arch": config.name or "mae"}
+        return {config.name or "mae": save_checkpoint(out_dir / "mae.safetensors", module.model.state_dict(), meta)}
+    meta["aus"] = list(dataset_aus(config.data.dataset))
+    exported = {}
+    for name in module.trained_models():
+        state, selection = module.best_state(name)
+        entry = meta | {"selection": selection, "name": name}
+        if config.stage == "teacher":
+            entry |= {"kind": "teacher", "model": asdict(module.model.config)}
+        else:
+            entry |= {"kind": "student", "model": asdict(module.students[name].config),
+                      "encoder": asdict(module.encoder.config), "distillation": asdict(module.variants[name])}
+            state = {f"student.{k}": v for k, v in state.items()}
+            state |= {f"encoder.{k}": v for k, v in module.encoder.state_dict().items()
+                      if not k.startswith(DECODER_PREFIXES)}
+        exported[name] = save_checkpoint(out_dir / f"{name}.safetensors", state, entry)
+    (out_dir / "selection.json").write_text(json.dumps(
+        {n: module.best_state(n)[1] for n in module.trained_models()}, indent=2))
+    return exported
+
