@@ -9,7 +9,6 @@ one would. The exported ``*.safetensors`` files carry their config, AU list, inp
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -20,12 +19,12 @@ from lightning.pytorch.loggers import CSVLogger
 from occau.aus import dataset_aus
 from occau.checkpoints.io import save_checkpoint
 from occau.checkpoints.mae import DECODER_PREFIXES
-from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from occau.checkpoints.student import student_meta
 from occau.losses.wa import au_class_weights
 from occau.training.config import StageConfig, from_dict, save_config, to_dict
 from occau.training.data import FaceDataModule, build_face_dataset
 
-NORMALIZATION = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+TRAINED_LICENSE = "weights trained by occau; the licence of the training data applies"
 
 
 def resolve_precision(precision: str) -> str:
@@ -75,7 +74,7 @@ def patch_size_for(config: StageConfig) -> int:
 def training_class_weights(config: StageConfig) -> list[float]:
     """WA weights from the training split's labels (unknown labels excluded), as upstream computes them per fold."""
     faces = build_face_dataset(config.data, "train")
-    labels, mask = faces.label_arrays()
+    labels, mask = faces.label_arrays()[:2]
     return au_class_weights(torch.as_tensor(labels), torch.as_tensor(mask)).tolist()
 
 
@@ -131,32 +130,32 @@ def _init_teacher(module, config: StageConfig) -> None:
 
 
 def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
-    meta = {
-        "input_size": int((module.encoder if config.stage == "student" else module.model).config.img_size),
-        "normalization": NORMALIZATION,
-        "license": "weights trained by occau; licence of the training data applies",
+    """Write each trained model as a self-describing safetensors file (best validation weights)."""
+    from occau.checkpoints.mae import mae_meta
+    from occau.checkpoints.megraphau import megraphau_meta
+
+    provenance = {
+        "license": TRAINED_LICENSE,
         "data": {"source": config.data.source, "dataset": config.data.dataset, "preset": config.data.preset,
                  "fold": config.data.fold, "test_part": config.data.fold, "seed": config.data.seed},
         "training": to_dict(config),
     }
     if config.stage == "mae":
-        meta |= {"kind": "mae", "model": asdict(module.model.config), "has_decoder": True, "arch": config.name or "mae"}
+        meta = mae_meta(module.model, config.name or "mae", TRAINED_LICENSE) | provenance
         return {config.name or "mae": save_checkpoint(out_dir / "mae.safetensors", module.model.state_dict(), meta)}
-    meta["aus"] = list(dataset_aus(config.data.dataset))
+    provenance["aus"] = list(dataset_aus(config.data.dataset))
     exported = {}
     for name in module.trained_models():
         state, selection = module.best_state(name)
-        entry = meta | {"selection": selection, "name": name}
         if config.stage == "teacher":
-            entry |= {"kind": "teacher", "model": asdict(module.model.config)}
+            meta = megraphau_meta(module.model.config)
         else:
-            entry |= {"kind": "student", "model": asdict(module.students[name].config),
-                      "encoder": asdict(module.encoder.config), "distillation": asdict(module.variants[name])}
+            meta = student_meta(module.students[name].config, module.encoder, module.variants[name])
             state = {f"student.{k}": v for k, v in state.items()}
             state |= {f"encoder.{k}": v for k, v in module.encoder.state_dict().items()
                       if not k.startswith(DECODER_PREFIXES)}
-        exported[name] = save_checkpoint(out_dir / f"{name}.safetensors", state, entry)
+        meta |= provenance | {"selection": selection, "name": name}
+        exported[name] = save_checkpoint(out_dir / f"{name}.safetensors", state, meta)
     (out_dir / "selection.json").write_text(json.dumps(
         {n: module.best_state(n)[1] for n in module.trained_models()}, indent=2))
     return exported
-

@@ -1,0 +1,71 @@
+"""``occau detect INPUT... --checkpoint CKPT --out results.csv``: AUs and their visibility in photos and videos."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "detect", help="AU probabilities, presence and visibility for faces in images, folders, globs and videos",
+        description=__doc__ + "\n\nColumns and caveats: docs/detect.md. Inputs that fail are listed in "
+        "<out stem>.failures.csv and on stderr; the others go on.\n\nExit status: 0 all inputs done, "
+        "3 some inputs failed, 1 no face row at all, 2 bad arguments or checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or quoted globs")
+    p.add_argument("--checkpoint", required=True, help="student bundle (.safetensors with encoder.* and student.*)")
+    p.add_argument("--out", required=True, help="CSV to write, one row per face per frame, written as it goes")
+    p.add_argument("--occlusion", choices=["none", "auto"], default="none",
+                   help="where no --masks mask is given: 'auto' estimates covered tokens from skin colour; "
+                        "'none' treats the face as uncovered (crop parts outside the picture always count as covered)")
+    p.add_argument("--masks", default=None,
+                   help="occlusion masks (white = covered): one image for a single input, or a folder with a mask "
+                        "per input named like it (foo.jpg -> foo.png or foo_mask.png; videos -> a mask video)")
+    p.add_argument("--batch-size", type=int, default=16, help="faces per model batch (default 16)")
+    p.add_argument("--skip-frames", type=int, default=0,
+                   help="in videos, process one frame then skip this many (default 0: every frame)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at which AUxx_c is 1 (default 0.5)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="model arithmetic (default fp32)")
+    p.add_argument("--overlay", default=None, metavar="DIR",
+                   help="write pictures here: <name>_overlay.png; for videos <name>_overlay.mp4 and <name>_aus.png")
+    p.add_argument("--max-gap", type=int, default=15,
+                   help="in videos, reuse the last detected face for up to this many frames without a detection")
+    p.add_argument("--max-pixels", type=int, default=None, help="refuse images larger than this (default 100 MP)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from occau.checkpoints.io import CheckpointError
+    from occau.detect import Detector, failures_path
+    from occau.detect.inputs import MAX_PIXELS
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.batch_size < 1 or args.skip_frames < 0:
+        print("occau detect: --batch-size must be >= 1 and --skip-frames >= 0", file=sys.stderr)
+        return 2
+    try:
+        detector = Detector(args.checkpoint, device=args.device, threshold=args.threshold, occlusion=args.occlusion,
+                            precision=args.precision, max_gap=args.max_gap,
+                            max_pixels=args.max_pixels or MAX_PIXELS)
+    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f"occau detect: cannot load checkpoint: {err}", file=sys.stderr)
+        return 2
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(f"[occau detect] {msg}", file=sys.stderr, flush=True))
+    try:
+        df = detector.detect(args.inputs, batch_size=args.batch_size, skip_frames=args.skip_frames, masks=args.masks,
+                             out=args.out, overlay_dir=args.overlay, log=log)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"occau detect: {err}", file=sys.stderr)
+        return 2
+    failures = df.attrs["failures"]
+    print(f"occau detect: {len(df)} face row(s) from {df['input'].nunique()} input(s) -> {args.out}"
+          + (f"; {len(failures)} failure(s) -> {failures_path(args.out)}" if failures else ""), file=sys.stderr)
+    return 1 if len(df) == 0 else 3 if failures else 0

@@ -1,0 +1,286 @@
+"""``occau detect`` on a real photograph (scikit-image's astronaut, public domain) with painted occluders, user masks,
+a video made here, and bad inputs. A tiny random-weight student bundle stands in for a trained one: the numbers
+checked are the pipeline's (geometry, visibility, batching, files), not the AUs'."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from occau.checkpoints.io import save_checkpoint
+from occau.cli import main as cli
+from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from occau.detect import Detector, failures_path, result_columns
+from occau.detect.detector import outside_picture, region_slices
+from occau.detect.occlusion_estimate import estimate_token_mask
+from occau.detect.tracking import FaceTracker
+from occau.faces.align import align_face, similarity_transform
+from occau.faces.detect import FaceDetection
+from occau.models.mae import MAEConfig, MaskedAutoencoderViT
+from occau.models.student import LatentStudent, StudentConfig
+from occau.occlusion import OCCLUDERS
+
+AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
+SIZE, PATCH = 64, 8
+# yuface on the astronaut (FACE_FRONTEND.md: all front ends agree within ~5 px): eyes, nose, mouth corners.
+ASTRONAUT_LM = np.array([[200, 101], [247, 102], [220, 124], [198, 142], [239, 143]], dtype=np.float64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    mae = MAEConfig(img_size=SIZE, patch_size=PATCH, embed_dim=64, depth=2, num_heads=2, decoder_embed_dim=32,
+                    decoder_depth=1, decoder_num_heads=2)
+    st = StudentConfig(embed_dim=64, num_aus=len(AUS), dim=32, num_heads=2)
+    encoder, student = MaskedAutoencoderViT(mae, decoder=False), LatentStudent(st)
+    state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
+             **{f"student.{k}": v for k, v in student.state_dict().items()}}
+    meta = {"kind": "student", "model": asdict(st), "encoder": asdict(mae), "aus": AUS, "input_size": SIZE,
+            "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+            "license": "test weights", "data": {"dataset": "random"}}
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", state, meta)
+
+
+@pytest.fixture(scope="module")
+def detector(bundle) -> Detector:
+    return Detector(bundle, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # (512, 512, 3)
+
+
+@pytest.fixture(scope="module")
+def photo(astronaut, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("photos") / "astronaut.png"
+    cv2.imwrite(str(path), astronaut)
+    return path
+
+
+def paint(bgr: np.ndarray, occluder: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paint a protocol occluder on the photo where it falls on the aligned face -> (photo, user mask (H, W) uint8
+    white = covered, footprint in the 224-px aligned crop)."""
+    matrix = similarity_transform(ASTRONAUT_LM, 224)
+    layer = OCCLUDERS[occluder](224, np.random.default_rng(seed))
+    h, w = bgr.shape[:2]
+    back = dict(dsize=(w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+    alpha = cv2.warpAffine(layer.alpha, matrix, **back)[..., None]  # (H, W, 1)
+    color = cv2.warpAffine(layer.color, matrix, **back)[..., ::-1]  # (H, W, 3) BGR
+    out = np.clip(np.rint(bgr * (1 - alpha) + color * alpha), 0, 255).astype(np.uint8)
+    return out, ((alpha[..., 0] >= 0.5) * 255).astype(np.uint8), layer.footprint
+
+
+def expected_visibility(footprint224: np.ndarray) -> dict[int, float]:
+    small = cv2.resize(footprint224.astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_AREA) >= 0.5
+    return {au: float(1 - small[r, c].mean()) for au, (r, c) in region_slices(AUS, SIZE).items()}
+
+
+# ------------------------------------------------------------------------------------------------ the photograph
+def test_api_on_photograph(detector, photo, astronaut):
+    df = detector.detect(photo)
+    assert list(df.columns) == result_columns(AUS) and len(df) == 1 and df.attrs["failures"] == []
+    row = df.iloc[0]
+    lm = np.stack([row[[f"x_{i}" for i in range(5)]], row[[f"y_{i}" for i in range(5)]]], axis=1).astype(float)
+    assert np.abs(lm - ASTRONAUT_LM).max() <= 4
+    assert 60 < row.FaceRectWidth < 130 and row.FaceRectX < lm[:, 0].min() and row.FaceScore > 0.5
+    # The probabilities are the model's on the aligned crop, with nothing covered: the face is inside the picture.
+    crop, _ = align_face(astronaut, lm, SIZE)
+    probs = detector.predict(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)[None], np.zeros((1, (SIZE // PATCH) ** 2), bool))
+    np.testing.assert_allclose(row[[f"AU{a:02d}" for a in AUS]].to_numpy(float), probs[0], atol=2e-3)
+    assert (row[[f"AU{a:02d}_c" for a in AUS]].to_numpy(int) == (probs[0] >= 0.5)).all()
+    assert row.visible_fraction == 1.0 and row.tokens_visible == 64 and row.occlusion == "none"
+    assert (row[[f"AU{a:02d}_visible" for a in AUS]] == 1.0).all() and np.isnan(row.timestamp)
+
+
+def test_covered_pixels_cannot_change_the_result(detector, photo, astronaut):
+    crop = cv2.cvtColor(align_face(astronaut, ASTRONAUT_LM, SIZE)[0], cv2.COLOR_BGR2RGB)
+    mask = np.zeros(64, bool)
+    mask[40:] = True  # the lower part of the face
+    noisy = crop.copy()
+    noisy[40 // 8 * 8 :] = np.random.default_rng(0).integers(0, 256, noisy[40:].shape, dtype=np.uint8)
+    a, b = detector.predict(np.stack([crop, noisy]), np.stack([mask, mask]))
+    np.testing.assert_allclose(a, b, atol=1e-6)  # only visible tokens reach the encoder
+    c = detector.predict(noisy[None], np.zeros((1, 64), bool))[0]
+    assert np.abs(c - a).max() > 1e-3  # ... and the same pixels do matter when visible
+
+
+@pytest.mark.parametrize("occluder", ["mask", "sunglasses", "hand"])
+def test_painted_occluder_with_user_mask(detector, astronaut, tmp_path, occluder):
+    painted, user_mask, footprint = paint(astronaut, occluder)
+    cv2.imwrite(str(tmp_path / "face.png"), painted)
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "masks" / "face_mask.png"), user_mask)
+    df = detector.detect(tmp_path / "face.png", masks=tmp_path / "masks")
+    assert len(df) == 1 and df.occlusion[0] == "mask"
+    expected = expected_visibility(footprint)
+    got = {au: df[f"AU{au:02d}_visible"][0] for au in AUS}
+    for au in AUS:  # landmarks move up to ~8 px under the occluder (shifting the crop); visibility follows the mask
+        assert abs(got[au] - expected[au]) < 0.2, (occluder, au, got[au], expected[au])
+    assert df.tokens_visible[0] < 64
+    if occluder == "mask":
+        assert got[1] > 0.9 and got[12] < 0.2 and got[17] < 0.2
+    if occluder == "sunglasses":
+        assert got[7] < 0.5 and got[17] == 1.0
+
+
+def test_auto_occlusion_finds_a_painted_mask(detector, astronaut, tmp_path):
+    cv2.imwrite(str(tmp_path / "masked.png"), paint(astronaut, "mask")[0])
+    df = detector.detect(tmp_path / "masked.png", occlusion="auto")
+    assert df.occlusion[0] == "auto"
+    assert df.AU12_visible[0] < 0.4 and df.AU23_visible[0] < 0.4 and df.AU01_visible[0] > 0.8
+    clean = detector.detect(astronaut[..., ::-1].copy(), occlusion="auto")  # an RGB array input
+    assert clean.input[0] == "array0" and clean.AU12_visible[0] > 0.9
+
+
+# ------------------------------------------------------------------------------------------------ video
+def make_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(astronaut, tmp_path_factory) -> Path:
+    """8 frames, 256 px: the face moves right 4 px a frame; in frames 4 and 5 a black card hides it."""
+    frames = []
+    for i in range(8):
+        f = cv2.resize(np.roll(astronaut, 4 * i, axis=1), (256, 256), interpolation=cv2.INTER_AREA)
+        if i in (4, 5):
+            f[10:120, 70:175] = 0
+        frames.append(f)
+    return make_video(tmp_path_factory.mktemp("video") / "clip.avi", frames)
+
+
+def test_cli_on_video_reuses_last_face_and_draws(clip, bundle, tmp_path):
+    out = tmp_path / "res.csv"
+    rc = cli(["detect", str(clip), "--checkpoint", str(bundle), "--out", str(out), "--overlay", str(tmp_path / "ov"),
+              "--batch-size", "3", "--quiet"])
+    assert rc == 0 and not failures_path(out).exists()
+    df = pd.read_csv(out)
+    assert df.frame.tolist() == list(range(8)) and (df.face_id == 0).all()
+    np.testing.assert_allclose(df.timestamp, np.arange(8) / 10.0, atol=1e-6)
+    assert df.tracked.tolist() == [0, 0, 0, 0, 1, 1, 0, 0] and df.FaceScore.isna().tolist()[4:6] == [True, True]
+    assert (df.x_0[4:6] == df.x_0[3]).all()  # the last good landmarks, so the same alignment transform
+    assert df.x_0[7] > df.x_0[0] + 10  # the face moved 7 * 2 px at this scale
+    for name in ("clip_overlay.mp4", "clip_aus.png"):
+        assert (tmp_path / "ov" / name).stat().st_size > 1000
+    cap = cv2.VideoCapture(str(tmp_path / "ov" / "clip_overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    cap.release()
+
+
+def test_video_skip_frames_and_mask_video(clip, detector, tmp_path):
+    cap = cv2.VideoCapture(str(clip))
+    masks = []
+    while (ok := cap.read())[0]:
+        m = np.zeros(ok[1].shape, np.uint8)
+        m[68:] = 255  # from the mouth down
+        masks.append(m)
+    (tmp_path / "m").mkdir()
+    make_video(tmp_path / "m" / "clip.avi", masks)
+    df = detector.detect(clip, skip_frames=2, masks=tmp_path / "m")
+    assert df.frame.tolist() == [0, 3, 6] and (df.occlusion == "mask").all()
+    assert (df.AU17_visible < 0.5).all() and (df.AU01_visible > 0.9).all()
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs
+def huge_png(path: Path, side: int = 12000) -> Path:
+    """A tiny file whose header claims side x side pixels (only the header is ever read)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    ihdr = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_bad_inputs_are_listed_and_the_rest_goes_on(photo, bundle, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corrupt.jpg").write_bytes(photo.read_bytes()[:300])
+    (bad / "notes.jpg").write_text("this is a text file, not a JPEG\n")
+    (tmp_path / "empty").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (3, 96, 128, 3), dtype=np.uint8)
+    make_video(bad / "noface.avi", list(noise))
+    huge_png(bad / "huge.png")
+    out = tmp_path / "out" / "res.csv"
+    rc = cli(["detect", str(photo), str(bad), str(tmp_path / "empty"), str(tmp_path / "nothing*.jpg"),
+              "--checkpoint", str(bundle), "--out", str(out), "--quiet"])
+    assert rc == 3
+    assert pd.read_csv(out).input.tolist() == [str(photo)]
+    fails = pd.read_csv(failures_path(out))
+    reasons = dict(zip(fails.input.map(lambda s: Path(s).name), fails.reason))
+    assert set(reasons) == {"corrupt.jpg", "notes.jpg", "noface.avi", "huge.png", "empty", "nothing*.jpg"}
+    assert "cannot decode image" in reasons["corrupt.jpg"] or "not a readable image" in reasons["corrupt.jpg"]
+    assert "not a readable image" in reasons["notes.jpg"]
+    assert "no face found in 3 frame(s)" in reasons["noface.avi"]
+    assert "12000 x 12000 = 144 MP" in reasons["huge.png"] and "limit" in reasons["huge.png"]
+    assert "no image or video files" in reasons["empty"] and "matched no" in reasons["nothing*.jpg"]
+
+
+def test_rows_written_before_a_crash_are_kept(detector, photo, tmp_path, monkeypatch):
+    calls = []
+    real = detector.predict
+
+    def crash_on_second(*args):
+        calls.append(1)
+        if len(calls) >= 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(detector, "predict", crash_on_second)
+    out = tmp_path / "res.csv"
+    with pytest.raises(KeyboardInterrupt):
+        detector.detect([photo, photo], batch_size=1, out=out)
+    assert len(pd.read_csv(out)) == 1
+
+
+# ------------------------------------------------------------------------------------------------ parts
+def test_tracker_keeps_ids_and_bridges_short_gaps():
+    def det(x: float) -> FaceDetection:
+        return FaceDetection(np.array([x, 0, x + 10, 10.0]), 0.9, np.zeros((5, 2)), "yuface")
+
+    t = FaceTracker(max_gap=2)
+    assert [f.face_id for f in t.update(0, [det(0), det(100)])] == [0, 1]
+    assert [f.face_id for f in t.update(1, [det(101), det(2)])] == [1, 0]  # matched by overlap, not order
+    assert [(f.face_id, f.tracked) for f in t.update(2, [])] == [(1, True), (0, True)]
+    assert t.update(3, []) != [] and t.update(4, []) == []  # gap of 3 frames > max_gap
+    assert [f.face_id for f in t.update(5, [det(300)])] == [2]  # a new face gets a new id
+
+
+def test_outside_picture_is_covered():
+    matrix = np.array([[1.0, 0, -10], [0, 1.0, 0]])  # crop (x, y) = source (x + 10, y)
+    out = outside_picture(matrix, (64, 64), 64)
+    assert out[:, 54:].all() and not out[:, :54].any()  # source columns 64.. lie outside
+
+
+def test_colour_estimate_on_a_flat_face():
+    skin = np.full((64, 64, 3), (205, 160, 130), np.uint8)
+    assert not estimate_token_mask(skin, 8).any()
+    covered = skin.copy()
+    covered[40:, :] = (70, 110, 200)  # a blue mask over the lower face
+    est = estimate_token_mask(covered, 8).reshape(8, 8)
+    assert est[5:].sum() >= 10 and not est[:5].any()
