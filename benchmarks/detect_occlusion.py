@@ -60,16 +60,16 @@ def measure(faces: dict[str, np.ndarray], patch: int) -> list[dict]:
                 fp += int((est & ~truth).sum())
                 fn += int((~est & truth).sum())
                 face_tokens += int(inside.sum())
-            rows.append(dict(condition=cond, fill=fill, faces=len(faces), true=tp + fn, found=tp + fp,
-                             precision=tp / (tp + fp) if tp + fp else float("nan"),
-                             recall=tp / (tp + fn) if tp + fn else float("nan"),
-                             false_cover=fp / face_tokens))
+            rows.append({"condition": cond, "fill": fill, "faces": len(faces), "true": tp + fn, "found": tp + fp,
+                             "precision": tp / (tp + fp) if tp + fp else float("nan"),
+                             "recall": tp / (tp + fn) if tp + fn else float("nan"),
+                             "false_cover": fp / face_tokens})
     return rows
 
 
 def to_markdown(title: str, rows: list[dict]) -> str:
-    lines = [f"### {title}", "", "| condition | fill | true covered tokens | estimated | precision | recall | "
-             "wrongly covered (share of face tokens) |", "|---|---|---|---|---|---|---|"]
+    lines = [f"### {title}", "", ("| condition | fill | true covered tokens | estimated | precision | recall | "
+             "wrongly covered (share of face tokens) |"), "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['condition']} | {r['fill']} | {r['true']} | {r['found']} | {r['precision']:.2f} | "
                      f"{r['recall']:.2f} | {r['false_cover']:.3f} |")

@@ -57,7 +57,7 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 def token_masks(batch: int, tokens: int, ratio: float, seed: int = 0) -> torch.Tensor:
     """(B, L) bool: ``round(ratio * L)`` random cells per face, as the protocol's patchN conditions."""
     g = torch.Generator().manual_seed(seed)
-    n = int(round(ratio * tokens))
+    n = round(ratio * tokens)
     mask = torch.zeros(batch, tokens, dtype=torch.bool)
     for b in range(batch):
         mask[b, torch.randperm(tokens, generator=g)[:n]] = True
@@ -124,42 +124,46 @@ def bench_models(batch: int, repeats: int, log) -> list[dict]:
         torch.manual_seed(0)
         mae = MaskedAutoencoderViT(mae_cfg, decoder=True).eval()
         student = LatentStudent(st_cfg).eval()
-        L = mae_cfg.num_patches
         with torch.inference_mode():
             for occ in OCCLUSIONS:
-                mask = token_masks(batch, L, occ)
-                latents = mae.encode_visible(x, mask)
-                t_enc = median_time(lambda: mae.encode_visible(x, mask), repeats)
-                t_head = median_time(lambda: student(latents), repeats)
-                ref = student(latents).probs
-                add("student", name, occ, "fp32", t_enc + t_head, encoder_ms=1000 * t_enc / batch,
-                    head_ms=1000 * t_head / batch, head_over_encoder=t_head / t_enc)
-                if occ == 0.5:  # the optimisations, at the headline occlusion
-                    one = mask[:1], x[:1]
-                    t1 = median_time(lambda: student(mae.encode_visible(one[1], one[0])), repeats)
-                    add("student", name, occ, "batch=1", t1 * batch)
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        diff = (student(mae.encode_visible(x, mask)).probs.float() - ref).abs().max().item()
-                        t = median_time(lambda: student(mae.encode_visible(x, mask)), repeats)
-                    add("student", name, occ, "bf16", t, max_prob_diff=diff)
-                    q_mae, q_student = quantize(mae), quantize(student)
-                    diff = (q_student(q_mae.encode_visible(x, mask)).probs - ref).abs().max().item()
-                    t_qenc = median_time(lambda: q_mae.encode_visible(x, mask), repeats)
-                    q_lat = q_mae.encode_visible(x, mask)
-                    t_qhead = median_time(lambda: q_student(q_lat), repeats)
-                    add("student", name, occ, "int8-dynamic", t_qenc + t_qhead, max_prob_diff=diff,
-                        encoder_ms=1000 * t_qenc / batch, head_ms=1000 * t_qhead / batch)
-                if occ > 0:
-                    t_rec = median_time(lambda: mae.reconstruct(x, mask), repeats)
-                    pasted, _ = mae.reconstruct(x, mask)
-                    t_rt = median_time(lambda: teacher(pasted), repeats)
-                    add("recon_teacher", name, occ, "fp32", t_rec + t_rt, mae_ms=1000 * t_rec / batch,
-                        teacher_ms=1000 * t_rt / batch)
-        del mae, student
+                bench_occlusion(name, occ, mae, student, teacher, x, token_masks(batch, mae_cfg.num_patches, occ),
+                                repeats, add)
     for r in rows:
         r["faces_per_s"] = 1000.0 / r["ms_per_face"]
-    rows.append(dict(method="teacher_best_ms", ms_per_face=t_teacher))
+    rows.append({"method": "teacher_best_ms", "ms_per_face": t_teacher})
     return rows
+
+
+def bench_occlusion(name: str, occ: float, mae, student, teacher, x: torch.Tensor, mask: torch.Tensor, repeats: int,
+                    add: Callable) -> None:
+    """The student (encoder + head) and, if anything is covered, reconstruct-then-teacher, at one occlusion."""
+    batch = x.shape[0]
+    latents = mae.encode_visible(x, mask)
+    t_enc = median_time(lambda: mae.encode_visible(x, mask), repeats)
+    t_head = median_time(lambda: student(latents), repeats)
+    ref = student(latents).probs
+    add("student", name, occ, "fp32", t_enc + t_head, encoder_ms=1000 * t_enc / batch,
+        head_ms=1000 * t_head / batch, head_over_encoder=t_head / t_enc)
+    if occ == 0.5:  # the optimisations, at the headline occlusion
+        t1 = median_time(lambda: student(mae.encode_visible(x[:1], mask[:1])), repeats)
+        add("student", name, occ, "batch=1", t1 * batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            diff = (student(mae.encode_visible(x, mask)).probs.float() - ref).abs().max().item()
+            t = median_time(lambda: student(mae.encode_visible(x, mask)), repeats)
+        add("student", name, occ, "bf16", t, max_prob_diff=diff)
+        q_mae, q_student = quantize(mae), quantize(student)
+        q_lat = q_mae.encode_visible(x, mask)
+        diff = (q_student(q_lat).probs - ref).abs().max().item()
+        t_qenc = median_time(lambda: q_mae.encode_visible(x, mask), repeats)
+        t_qhead = median_time(lambda: q_student(q_lat), repeats)
+        add("student", name, occ, "int8-dynamic", t_qenc + t_qhead, max_prob_diff=diff,
+            encoder_ms=1000 * t_qenc / batch, head_ms=1000 * t_qhead / batch)
+    if occ > 0:
+        t_rec = median_time(lambda: mae.reconstruct(x, mask), repeats)
+        pasted, _ = mae.reconstruct(x, mask)
+        t_rt = median_time(lambda: teacher(pasted), repeats)
+        add("recon_teacher", name, occ, "fp32", t_rec + t_rt, mae_ms=1000 * t_rec / batch,
+            teacher_ms=1000 * t_rt / batch)
 
 
 def quantize(module: torch.nn.Module) -> torch.nn.Module:
@@ -246,30 +250,29 @@ def memory_run(frames: int, size: tuple[int, int], encoder: str, fps: float = 25
     rows = [dict(df.iloc[0]) | {"frame": i} for i in range(20000)]
     per_row_kb = (rss_mb()[0] - before) * 1024 / len(rows)
     del rows
-    return dict(encoder=encoder, frames=frames, faces=len(df), frame_size=f"{size[0]}x{size[1]}", fps=fps,
-                wall_s=wall, rss_after_load_mb=rss_start, samples=samples, peak_rss_mb=rss_mb()[1],
-                per_row_kb=per_row_kb)
+    return {"encoder": encoder, "frames": frames, "faces": len(df), "frame_size": f"{size[0]}x{size[1]}", "fps": fps,
+                "wall_s": wall, "rss_after_load_mb": rss_start, "samples": samples, "peak_rss_mb": rss_mb()[1],
+                "per_row_kb": per_row_kb}
 
 
 # ---------------------------------------------------------------------------------------------- report
 def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> tuple[str, dict]:
     out = ["# `occau detect` speed on CPU", "",
-           f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} thread(s); load average "
-           f"{meta['load_before']} before, {meta['load_after']} after (2 cores shared with other jobs: expect noise).",
-           f"Batch {meta['batch']}, median of {meta['repeats']} runs after a warm-up. Random weights. "
-           f"Reproduce: `{meta['command']}`.", ""]
+           (f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} thread(s); load average "
+           f"{meta['load_before']} before, {meta['load_after']} after (2 cores shared with other jobs: expect noise)."),
+           (f"Batch {meta['batch']}, median of {meta['repeats']} runs after a warm-up. Random weights. "
+           f"Reproduce: `{meta['command']}`."), ""]
     targets = {}
     out += ["## Per face, model stages (224 px, patch 16)", "",
-            "| method | encoder | occlusion | variant | ms/face | faces/s | encoder ms | head ms | head/encoder | "
-            "max prob diff vs fp32 |", "|---|---|---|---|---|---|---|---|---|---|"]
+            ("| method | encoder | occlusion | variant | ms/face | faces/s | encoder ms | head ms | head/encoder | "
+            "max prob diff vs fp32 |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for r in models:
         if "method" not in r or r["method"] == "teacher_best_ms":
             continue
-        def f(key, fmt="{:.1f}"):
-            return fmt.format(r[key]) if key in r else ""
         out.append(f"| {r['method']} | {r['encoder']} | {100 * r['occlusion']:.0f}% | {r['variant']} | "
-                   f"{r['ms_per_face']:.1f} | {r['faces_per_s']:.2f} | {f('encoder_ms')} | {f('head_ms')} | "
-                   f"{f('head_over_encoder', '{:.1%}')} | {f('max_prob_diff', '{:.1e}')} |")
+                   f"{r['ms_per_face']:.1f} | {r['faces_per_s']:.2f} | {_cell(r, 'encoder_ms')} | "
+                   f"{_cell(r, 'head_ms')} | {_cell(r, 'head_over_encoder', '{:.1%}')} | "
+                   f"{_cell(r, 'max_prob_diff', '{:.1e}')} |")
     out += ["", "## Targets", ""]
     for name in ENCODERS:
         st = {r["occlusion"]: r for r in models if r.get("method") == "student" and r["encoder"] == name
@@ -277,7 +280,7 @@ def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> 
         rec = {r["occlusion"]: r for r in models if r.get("method") == "recon_teacher" and r["encoder"] == name}
         speedup = rec[0.5]["ms_per_face"] / st[0.5]["ms_per_face"]
         ratios = {occ: st[occ]["head_over_encoder"] for occ in st}
-        targets[name] = dict(speedup_vs_recon_at_50=speedup, head_over_encoder=ratios)
+        targets[name] = {"speedup_vs_recon_at_50": speedup, "head_over_encoder": ratios}
         ok = [f"{100 * o:.0f}%" for o, v in ratios.items() if v <= 0.15]
         verdict = "met" if len(ok) == len(ratios) else f"met at {', '.join(ok)} only" if ok else "NOT met"
         out.append(f"- {name}: at 50 % occlusion the student takes {st[0.5]['ms_per_face']:.1f} ms/face, "
@@ -286,14 +289,14 @@ def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> 
                    + ", ".join(f"{v:.1%} at {100 * o:.0f}%" for o, v in ratios.items())
                    + f" (target <= 15%: {verdict}).")
     out += ["", "## End to end (`Detector.detect` on a 640x360 frame with one real face, occlusion 0 %)", "",
-            "| encoder | occlusion mode | faces | faces/s | wall ms/face | decode | detection | alignment | "
-            "occlusion estimate | encoder | head |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            ("| encoder | occlusion mode | faces | faces/s | wall ms/face | decode | detection | alignment | "
+            "occlusion estimate | encoder | head |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in e2e:
         out.append(f"| {r['encoder']} | {r['occlusion_mode']} | {r['faces']} | {r['faces_per_s']:.2f} | "
                    f"{r['wall_ms_per_face']:.1f} | {r['decode_ms']:.1f} | {r['detection_ms']:.1f} | "
                    f"{r['alignment_ms']:.1f} | {r['occlusion_ms']:.1f} | {r['encoder_ms']:.1f} | {r['head_ms']:.1f} |")
-    out += ["", "At 50 % / 75 % occlusion, end to end = detection + alignment (measured above, independent of "
-            "occlusion) + the student's encoder + head at that occlusion (measured in the first table):", ""]
+    out += ["", ("At 50 % / 75 % occlusion, end to end = detection + alignment (measured above, independent of "
+            "occlusion) + the student's encoder + head at that occlusion (measured in the first table):"), ""]
     for r in e2e:
         if r["occlusion_mode"] != "none":
             continue
@@ -312,16 +315,20 @@ def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> 
         targets["memory_10min_mb"] = projected
         first, last = memory["samples"][0], memory["samples"][-1]
         out += ["", "## Memory while streaming a video", "",
-                f"Measured: a {memory['frame_size']} MJPG video of {memory['frames']} frames "
+                (f"Measured: a {memory['frame_size']} MJPG video of {memory['frames']} frames "
                 f"({memory['frames'] / memory['fps']:.0f} s at {memory['fps']:.0f} fps), {memory['encoder']} student, "
                 f"batch 16, CSV written row by row, in a fresh process: RSS {memory['rss_after_load_mb']:.0f} MB "
                 f"after loading, {first[1]:.0f} MB after frame {first[0]}, {last[1]:.0f} MB after frame {last[0]}; "
-                f"peak {memory['peak_rss_mb']:.0f} MB ({memory['wall_s']:.0f} s wall).",
-                f"Extrapolated, not measured: frames are decoded one at a time and only the returned rows grow with "
+                f"peak {memory['peak_rss_mb']:.0f} MB ({memory['wall_s']:.0f} s wall)."),
+                (f"Extrapolated, not measured: frames are decoded one at a time and only the returned rows grow with "
                 f"the video's length, {memory['per_row_kb']:.2f} kB per face row (measured on 20 000 rows). A "
                 f"10-minute video at {memory['fps']:.0f} fps ({ten_min} frames, one face) would peak at about "
-                f"**{projected:.0f} MB** (target < 2048 MB: {'met' if projected < 2048 else 'NOT met'}).", ""]
+                f"**{projected:.0f} MB** (target < 2048 MB: {'met' if projected < 2048 else 'NOT met'})."), ""]
     return "\n".join(out) + "\n", targets
+
+
+def _cell(row: dict, key: str, fmt: str = "{:.1f}") -> str:
+    return fmt.format(row[key]) if key in row else ""
 
 
 def load_average() -> str:
@@ -352,9 +359,9 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    meta = dict(machine=f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpu(s)".strip(),
-                torch=torch.__version__, threads=args.threads, batch=args.batch, repeats=args.repeats,
-                load_before=load_average(), command="python " + " ".join(sys.argv))
+    meta = {"machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpu(s)".strip(),
+                "torch": torch.__version__, "threads": args.threads, "batch": args.batch, "repeats": args.repeats,
+                "load_before": load_average(), "command": "python " + " ".join(sys.argv)}
     models = bench_models(args.batch, args.repeats, log)
     e2e = bench_end_to_end(args.e2e_frames, args.batch, size, log)
     memory = {}
@@ -369,8 +376,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "detect_speed.md").write_text(text)
-    (out / "detect_speed.json").write_text(json.dumps(dict(meta=meta, models=models, end_to_end=e2e, memory=memory,
-                                                           targets=targets), indent=1))
+    (out / "detect_speed.json").write_text(json.dumps({"meta": meta, "models": models, "end_to_end": e2e, "memory": memory,
+                                                           "targets": targets}, indent=1))
     print(text)
 
 

@@ -33,14 +33,6 @@ SIZE, PATCH = 64, 8
 ASTRONAUT_LM = np.array([[200, 101], [247, 102], [220, 124], [198, 142], [239, 143]], dtype=np.float64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     torch.manual_seed(0)
@@ -81,7 +73,7 @@ def paint(bgr: np.ndarray, occluder: str, seed: int = 0) -> tuple[np.ndarray, np
     matrix = similarity_transform(ASTRONAUT_LM, 224)
     layer = OCCLUDERS[occluder](224, np.random.default_rng(seed))
     h, w = bgr.shape[:2]
-    back = dict(dsize=(w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+    back = {"dsize": (w, h), "flags": cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, "borderValue": 0}
     alpha = cv2.warpAffine(layer.alpha, matrix, **back)[..., None]  # (H, W, 1)
     color = cv2.warpAffine(layer.color, matrix, **back)[..., ::-1]  # (H, W, 3) BGR
     out = np.clip(np.rint(bgr * (1 - alpha) + color * alpha), 0, 255).astype(np.uint8)

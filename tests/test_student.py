@@ -28,15 +28,6 @@ def _run(model: LatentStudent, tokens, pad):
     return model.forward_head(*model.forward_features(tokens, pad))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on a shared, loaded CPU run faster without intra-op threads (no spin-waiting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def student() -> LatentStudent:
     torch.manual_seed(0)

@@ -28,7 +28,14 @@ from occau.training.config import StageConfig, from_dict
 from occau.training.data import build_face_dataset
 from occau.training.run import train_stage
 
-STAGE_ORDER = ("teacher_stage1", "teacher_stage2", "teacher_occaug_stage1", "teacher_occaug_stage2", "student")
+# Per fold, in data-flow order; each stage's inputs are earlier stages' exported weights.
+STAGE_ORDER = ("teacher_stage1", "teacher_stage2", "teacher_occaug", "student")
+STAGE_INIT = {  # stage -> {init role: the stage whose weights it starts from}
+    "teacher_stage2": {"stage1": "teacher_stage1"},
+    "teacher_occaug": {"weights": "teacher_stage2"},
+    "student": {"teacher": "teacher_stage2"},
+}
+EXPORTED_NAME = {"teacher_stage2": "teacher"}  # method names in results
 
 
 @dataclass
@@ -62,12 +69,11 @@ def load_bench_config(name_or_path: str) -> BenchConfig:
 
 def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> StageConfig:
     """The full StageConfig of one stage: the preset's shared data/trainer settings under the stage's own."""
-    key = stage.replace("_occaug", "")
-    values = copy.deepcopy(bench.stages[key])
+    values = copy.deepcopy(bench.stages[stage])
     values.setdefault("data", {})
     values["data"] = {**bench.data, "fold": fold, **values["data"]}
     values["trainer"] = {**bench.trainer, **values.get("trainer", {})}
-    if "_occaug" in stage or stage == "student":
+    if stage in ("teacher_occaug", "student"):
         values["data"]["occlusion"] = dict(bench.training_occlusion)
     values.setdefault("name", stage)
     if values.get("stage") in ("teacher", "student"):  # the AU count (and graph K, as upstream) follow the data
@@ -99,25 +105,20 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) 
         return json.loads(finished.read_text())
     paths: dict[str, Path] = {}
     for stage in STAGE_ORDER:
-        init = {}
-        if stage.endswith("stage2"):
-            init["stage1"] = str(paths[stage.replace("stage2", "stage1")])
+        init = {role: str(paths[source]) for role, source in STAGE_INIT.get(stage, {}).items()}
         if stage == "student":
-            init = {"mae": str(mae_path), "teacher": str(paths["teacher_stage2"])}
-        name = {"teacher_stage2": "teacher", "teacher_occaug_stage2": "teacher_occaug"}.get(stage, stage)
-        config = stage_config(bench, stage, fold, init=init, name=name)
+            init["mae"] = str(mae_path)
+        config = stage_config(bench, stage, fold, init=init, name=EXPORTED_NAME.get(stage, stage))
         log(f"fold {fold}: training {stage}")
         start = time.perf_counter()
         exported = _trained(fold_dir / stage, config)
         log(f"fold {fold}: {stage} done in {time.perf_counter() - start:.0f} s")
-        paths.update({stage: next(iter(exported.values()))} if stage != "student" else {})
-        if stage == "student":
-            paths.update(exported)
+        paths.update(exported if stage == "student" else {stage: next(iter(exported.values()))})
     return _evaluate_fold(bench, fold, fold_dir, mae_path, paths, log)
 
 
 def _evaluate_fold(bench: BenchConfig, fold: int, fold_dir: Path, mae_path: Path, paths: dict[str, Path], log):
-    teacher, occaug = paths["teacher_stage2"], paths["teacher_occaug_stage2"]
+    teacher, occaug = paths["teacher_stage2"], paths["teacher_occaug"]
     specs = {"teacher": str(teacher), "teacher_occaug": str(occaug), "mae_recon_teacher": f"{mae_path}+{teacher}"}
     specs |= {name: str(p) for name, p in paths.items() if name.startswith("student")}
     methods = load_methods(specs)
@@ -127,7 +128,8 @@ def _evaluate_fold(bench: BenchConfig, fold: int, fold_dir: Path, mae_path: Path
     results = evaluate_conditions(methods, faces, bench.conditions, len(dataset_aus(data.dataset)),
                                   batch_size=int(bench.eval.get("batch_size", 128)),
                                   fill=bench.eval.get("fill", "black"), seed=data.seed)
-    timings = time_methods(methods, faces, batch_size=int(bench.eval.get("timing_batch_size", 32)))
+    timings = time_methods(methods, faces, batch_size=int(bench.eval.get("timing_batch_size", 32)),
+                           repeats=int(bench.eval.get("timing_repeats", 5)))
     fold_result = {"fold": fold, "results": results, "timings": timings}
     (fold_dir / "fold_results.json").write_text(json.dumps(fold_result, indent=1))
     return fold_result

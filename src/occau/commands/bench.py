@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,5 +35,11 @@ def run(args: argparse.Namespace) -> int:
         bench.data.update(source="prepared", dataset=args.dataset, root=args.data)
     if args.folds:
         bench.folds = [int(f) for f in args.folds.split(",")]
-    run_benchmark(bench, args.out, log=lambda msg: print(f"[occau] {msg}", flush=True))
+    start = time.monotonic()
+
+    def log(message: str) -> None:
+        minutes, seconds = divmod(int(time.monotonic() - start), 60)
+        print(f"[occau {minutes:3d}:{seconds:02d}] {message}", flush=True)
+
+    run_benchmark(bench, args.out, log=log)
     return 0

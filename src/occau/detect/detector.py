@@ -281,7 +281,7 @@ class Detector:
                     log(f"{source.name}: {frames} frame(s), {len(rows) - start} face row(s)")
                 except InputError as err:
                     fail(source.name, getattr(err, "frame", ""), str(err))
-                except Exception as err:  # one bad input must not stop the others; the reason is kept
+                except Exception as err:  # noqa: BLE001 - one bad input must not stop the others; the reason is kept
                     fail(source.name, "", f"{source.name}: {err.__class__.__name__}: {err}")
         finally:
             if writer is not None:

@@ -7,8 +7,9 @@ was mostly covered, so a reader does not mistake a guess for an observation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -47,11 +48,11 @@ def draw_faces(image: np.ndarray, jobs: Sequence[FaceJob]) -> np.ndarray:
     out = tint_covered(image, jobs)
     lw = max(1, round(max(image.shape[:2]) / 400))
     for job in jobs:
-        x0, y0, x1, y1 = (int(round(v)) for v in job.face.detection.box)
+        x0, y0, x1, y1 = (round(v) for v in job.face.detection.box)
         color = BOX_BGR[job.face.tracked]
         cv2.rectangle(out, (x0, y0), (x1, y1), color, lw, cv2.LINE_AA)
         for x, y in job.face.detection.landmarks5:
-            cv2.circle(out, (int(round(x)), int(round(y))), lw + 1, (255, 255, 0), -1, cv2.LINE_AA)
+            cv2.circle(out, (round(x), round(y)), lw + 1, (255, 255, 0), -1, cv2.LINE_AA)
         cv2.putText(out, f"face {job.face.face_id}", (x0, max(12, y0 - 4)), FONT, 0.4 * lw, color, lw, cv2.LINE_AA)
     return out
 
@@ -72,8 +73,8 @@ def draw_panel(jobs: Sequence[FaceJob], aus: Sequence[int], threshold: float, fa
             color = VISIBLE_BGR if vis >= 0.5 else HIDDEN_BGR
             cv2.putText(panel, name, (4, y + ROW_H - 4), FONT, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
             cv2.rectangle(panel, (x_bar, y + 3), (x_bar + w_bar, y + ROW_H - 3), (225, 225, 225), -1)
-            cv2.rectangle(panel, (x_bar, y + 3), (x_bar + int(round(p * w_bar)), y + ROW_H - 3), color, -1)
-            tick = x_bar + int(round(threshold * w_bar))
+            cv2.rectangle(panel, (x_bar, y + 3), (x_bar + round(p * w_bar), y + ROW_H - 3), color, -1)
+            tick = x_bar + round(threshold * w_bar)
             cv2.line(panel, (tick, y + 1), (tick, y + ROW_H - 1), (0, 0, 0), 1)
             cv2.putText(panel, f"{p:.2f} v{100 * vis:.0f}", (x_bar + w_bar + 3, y + ROW_H - 4), FONT, 0.32,
                         (0, 0, 0), 1, cv2.LINE_AA)
@@ -158,7 +159,7 @@ def plot_timeseries(rows: Sequence[dict[str, Any]], aus: Sequence[int], path: Pa
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel(f"face {fid}")
     axes[-1, 0].set_xlabel("time (s)")
-    axes[0, 0].legend(ncol=7, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, 1.45))
+    axes[0, 0].legend(ncol=7, fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(title, fontsize=8, y=0.995)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -54,12 +54,6 @@ class RowWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> RowWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 class LazyRowWriter:
     """A ``RowWriter`` whose file is created by the first row: no failures, no failures file."""

@@ -84,27 +84,29 @@ def time_methods(
     tensors = FaceTensors(faces, patch_size=methods.patch_size, condition=condition, seed=seed)
     batch = next(iter(DataLoader(tensors, batch_size=min(batch_size, len(tensors)))))
     images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
-    timings = {}
-    for group in methods.groups:
-        for name in group.names:
-            single = _alone(group, name)
-            single(images, token_mask)  # warm-up
-            samples = []
-            for _ in range(repeats):
-                _sync(device)
-                start = time.perf_counter()
-                single(images, token_mask)
-                _sync(device)
-                samples.append((time.perf_counter() - start) * 1000 / len(images))
-            timings[name] = {
-                "ms_per_face": statistics.median(samples),
-                "condition": condition,
-                "batch_size": len(images),
-                "repeats": repeats,
-                "threads": torch.get_num_threads(),
-                "device": str(device),
-                "input_size": int(images.shape[-1]),
-            }
+    runners = {name: _alone(group, name) for group in methods.groups for name in group.names}
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for name, run in runners.items():
+        run(images, token_mask)  # warm-up
+    for _ in range(repeats):  # round-robin, so a burst of machine load hits every method alike
+        for name, run in runners.items():
+            _sync(device)
+            start = time.perf_counter()
+            run(images, token_mask)
+            _sync(device)
+            samples[name].append((time.perf_counter() - start) * 1000 / len(images))
+    timings = {
+        name: {
+            "ms_per_face": statistics.median(values),
+            "condition": condition,
+            "batch_size": len(images),
+            "repeats": repeats,
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "input_size": int(images.shape[-1]),
+        }
+        for name, values in samples.items()
+    }
     return timings
 
 

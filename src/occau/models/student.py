@@ -52,6 +52,7 @@ class StudentConfig:
     mlp_ratio: float = 2.0
     gcn_layers: int = 2
     use_cls: bool = True  # let queries read the MAE cls token as well as the patch tokens
+    afg_init: bool = True  # start each AU query from the teacher-style AFG pooling of the visible tokens
     drop: float = 0.0
 
     def __post_init__(self) -> None:
@@ -100,6 +101,9 @@ class LatentStudent(nn.Module):
         self.proj = nn.Sequential(nn.Linear(c.embed_dim, c.dim), nn.LayerNorm(c.dim))
         self.null_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.au_queries = nn.Parameter(torch.zeros(1, c.num_aus, c.dim))
+        # AFG as in the teacher: a per-AU linear map + ReLU on every token, then the mean over *visible* tokens.
+        self.afg_weight = nn.Parameter(torch.empty(c.num_aus, c.dim, c.dim)) if c.afg_init else None
+        self.afg_bias = nn.Parameter(torch.zeros(c.num_aus, c.dim)) if c.afg_init else None
         self.node_blocks = nn.ModuleList(CrossBlock(c.dim, c.num_heads, c.mlp_ratio, c.drop) for _ in range(c.depth))
         self.node_norm = nn.LayerNorm(c.dim)
         self.pair_mlp = Mlp(3 * c.dim, c.dim, c.dim, drop=c.drop)
@@ -113,11 +117,13 @@ class LatentStudent(nn.Module):
         self.edge_fc = nn.Linear(c.dim, 4)
         nn.init.normal_(self.null_token, std=0.02)
         nn.init.normal_(self.au_queries, std=0.02)
+        if self.afg_weight is not None:
+            nn.init.normal_(self.afg_weight, std=(2.0 / c.dim) ** 0.5)
         nn.init.xavier_uniform_(self.sc)
         nn.init.xavier_uniform_(self.edge_fc.weight)
 
     def no_weight_decay(self) -> set[str]:
-        return {"null_token", "au_queries"}
+        return {"null_token", "au_queries", "afg_bias"}
 
     def context(self, tokens: Tensor, padding_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Latents (B, 1+K, D) -> keys (B, 2+K, C) with the null token first, and their padding mask (B, 2+K)."""
@@ -137,6 +143,8 @@ class LatentStudent(nn.Module):
         """Latents (B, 1+K, D), padding_mask (B, 1+K) -> (nodes (B, N, C), edges (B, N*N, C)) before the GCN."""
         context, mask = self.context(tokens, padding_mask)
         nodes = self.au_queries.expand(context.shape[0], -1, -1)  # (B, N, C)
+        if self.afg_weight is not None:
+            nodes = nodes + self.afg(context, mask)
         for blk in self.node_blocks:
             nodes = blk(nodes, context, mask)
         nodes = self.node_norm(nodes)
@@ -144,6 +152,18 @@ class LatentStudent(nn.Module):
         for blk in self.edge_blocks:
             edges = blk(edges, context, mask)  # (B, N*N, C)
         return nodes, self.edge_norm(edges)
+
+    def afg(self, context: Tensor, mask: Tensor) -> Tensor:
+        """Per-AU features of every visible token, averaged: (B, T, C) -> (B, N, C).
+
+        Learned queries alone start by attending uniformly, i.e. to the mean token, which barely differs between
+        faces; a nonlinearity per token *before* pooling keeps the evidence, as the teacher's AFG does. Padded slots
+        and the null token are excluded; a face with no visible token gets zeros.
+        """
+        keep = (~mask).to(context.dtype)  # (B, T)
+        keep[:, 0] = 0  # the null token carries no evidence
+        per_token = torch.relu(torch.einsum("btc,ncd->bntd", context, self.afg_weight) + self.afg_bias[:, None])
+        return (per_token * keep[:, None, :, None]).sum(2) / keep.sum(1).clamp(min=1)[:, None, None]
 
     def forward_head(self, nodes: Tensor, edges: Tensor) -> AUOutput:
         nodes, edges = self.gnn(nodes, edges)  # ReLU'd nodes: non-negative, as the cosine classifier needs

@@ -9,6 +9,7 @@ one would. The exported ``*.safetensors`` files carry their config, AU list, inp
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -36,7 +37,7 @@ def resolve_precision(precision: str) -> str:
     return "32-true"
 
 
-def build_trainer(config: StageConfig, out_dir: Path) -> L.Trainer:
+def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     t = config.trainer
     checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
     return L.Trainer(
@@ -52,7 +53,7 @@ def build_trainer(config: StageConfig, out_dir: Path) -> L.Trainer:
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, *callbacks],
         logger=CSVLogger(out_dir, name="logs", version=""),
         num_sanity_val_steps=0,
         deterministic=False,
@@ -78,14 +79,16 @@ def training_class_weights(config: StageConfig) -> list[float]:
     return au_class_weights(torch.as_tensor(labels), torch.as_tensor(mask)).tolist()
 
 
-def train_stage(config: StageConfig, out_dir: str | Path, resume: bool = True) -> dict[str, Path]:
+def train_stage(
+    config: StageConfig, out_dir: str | Path, resume: bool = True, callbacks: Sequence[L.Callback] = ()
+) -> dict[str, Path]:
     """Fit one stage; returns the exported checkpoints by method name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / "config.yaml")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module, datamodule = _build(config)
-    trainer = build_trainer(config, out_dir)
+    trainer = build_trainer(config, out_dir, callbacks)
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None, weights_only=True)
     if not trainer.is_global_zero:
@@ -117,7 +120,8 @@ def _build(config: StageConfig):
 
 
 def _init_teacher(module, config: StageConfig) -> None:
-    """Stage 2 warm-starts from stage 1 exactly as upstream; a backbone file gives ImageNet initialisation."""
+    """Stage 2 warm-starts from stage 1 exactly as upstream; a backbone file gives ImageNet initialisation;
+    ``weights`` starts from a whole trained teacher."""
     from occau.checkpoints.megraphau import init_stage2_from_stage1, load_backbone_weights
 
     if "backbone" in config.init:
@@ -127,6 +131,12 @@ def _init_teacher(module, config: StageConfig) -> None:
 
         state, _ = load_checkpoint(config.init["stage1"])
         init_stage2_from_stage1(module.model, state)
+    if "weights" in config.init:  # fine-tuning a whole teacher (e.g. the occlusion-augmented baseline)
+        from occau.checkpoints.io import load_exact
+        from occau.checkpoints.megraphau import read_state_dict, to_occau_names
+
+        state, _ = read_state_dict(config.init["weights"])
+        load_exact(module.model, to_occau_names(state, module.model, config.init["weights"]), config.init["weights"])
 
 
 def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:

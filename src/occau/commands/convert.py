@@ -1,0 +1,56 @@
+"""``occau convert {mae,megraphau} SRC DST``: import a foreign checkpoint into occau's self-describing format.
+
+Loading never runs pickled code (``torch.load(weights_only=True)`` or safetensors). A file that does not fit the
+architecture exits with status 1 and a listing of every missing key, unexpected key and shape mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("convert", help="import official MAE / ME-GraphAU weights into occau checkpoints",
+                              description=__doc__)
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    mae = kinds.add_parser("mae", help="official mae_pretrain/mae_visualize .pth, or timm MAE weights")
+    mae.add_argument("src")
+    mae.add_argument("dst", help="output .safetensors")
+    mae.add_argument("--arch", default="vit_base_patch16",
+                     help="vit_base_patch16, vit_large_patch16, vit_huge_patch14 (with or without 'mae_')")
+    mae.set_defaults(handler=run_mae)
+    meg = kinds.add_parser("megraphau", help="official ME-GraphAU .pth (stage 1 or 2, with or without 'module.')")
+    meg.add_argument("src")
+    meg.add_argument("dst", help="output .safetensors")
+    meg.add_argument("--backbone", required=True,
+                     help="resnet18/34/50/101, swin_transformer_tiny/small/base")
+    meg.add_argument("--num-aus", type=int, required=True, help="12 for BP4D, 8 for DISFA")
+    meg.add_argument("--stage", type=int, default=2, choices=[1, 2])
+    meg.add_argument("--neighbor-num", type=int, default=None, help="stage-1 graph K (default 4 for 12 AUs, else 3)")
+    meg.set_defaults(handler=run_megraphau)
+
+
+def run_mae(args: argparse.Namespace) -> int:
+    from occau.checkpoints.mae import convert_mae
+
+    return _convert(lambda: convert_mae(args.src, args.dst, args.arch))
+
+
+def run_megraphau(args: argparse.Namespace) -> int:
+    from occau.checkpoints.megraphau import convert_megraphau
+
+    return _convert(lambda: convert_megraphau(args.src, args.dst, args.backbone, args.num_aus, args.stage,
+                                              args.neighbor_num))
+
+
+def _convert(job) -> int:
+    from occau.checkpoints.io import CheckpointError
+
+    try:
+        path = job()
+    except (CheckpointError, ValueError) as err:
+        print(f"occau convert: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,80 @@
+"""End-to-end: the smoke-sized SynthFACS benchmark runs every stage and writes a complete, consistent report.
+
+This is the CI-sized run of `occau bench synth`; its numbers mean nothing, its files and their consistency do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from occau.benchmark import load_bench_config, run_benchmark
+from occau.cli import main
+
+METHODS = {"teacher", "teacher_occaug", "mae_recon_teacher", "student", "student_no_kd", "student_node_kd",
+           "student_edge_kd"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-smoke")
+    start = time.perf_counter()
+    report = run_benchmark(load_bench_config("smoke"), out, log=lambda message: None)
+    return out, report, time.perf_counter() - start
+
+
+def test_results_json_is_complete(smoke_run):
+    out, report, _ = smoke_run
+    results = json.loads((report / "results.json").read_text())
+    bench = load_bench_config("smoke")
+    assert results["dataset"] == "synth-bp4d" and results["aus"] == [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
+    assert results["folds"] == [1] and results["preset"] == "smoke" and "git_commit" in results["software"]
+    assert set(results["results"]) == METHODS and set(results["timings"]) == METHODS
+    for method, by_condition in results["results"].items():
+        assert list(by_condition) == bench.conditions
+        for cell in by_condition.values():
+            assert len(cell["f1_per_au"]) == 12 and all(0.0 <= f <= 1.0 for f in cell["f1_per_au"])
+            assert cell["f1_mean"] == pytest.approx(sum(cell["f1_per_au"]) / 12)
+            assert list(cell["f1_per_fold"]) == ["1"] and cell["f1_per_fold"]["1"] == pytest.approx(cell["f1_mean"])
+    assert all(t["ms_per_face"] > 0 for t in results["timings"].values())
+    for name in ("results.md", "f1_vs_patch_ratio.png", "per_au_block_heatmaps.png", "inference_time.png"):
+        assert (report / name).stat().st_size > 0, name
+    markdown = (report / "results.md").read_text()
+    assert all(f"| {m} |" in markdown for m in METHODS) and "AU24" in markdown
+
+
+def test_clean_teacher_is_unaffected_by_the_clean_condition_of_a_student(smoke_run):
+    """Occlusion is a pure function of the sample: a student at 'clean' sees every token, the teacher every pixel."""
+    out, report, _ = smoke_run
+    fold = json.loads((out / "fold1" / "fold_results.json").read_text())
+    assert fold["results"]["teacher"]["clean"]["n_frames"] == fold["results"]["student"]["clean"]["n_frames"]
+
+
+def test_evaluate_cli_reproduces_the_benchmark_numbers(smoke_run, tmp_path):
+    out, report, _ = smoke_run
+    fold = out / "fold1"
+    status = main([
+        "evaluate", "--dataset", "synth-bp4d", "--preset", "smoke", "--data", str(out / "data"), "--folds", "1",
+        "--conditions", "clean,patch50", "--stride", "2", "--out", str(tmp_path),
+        "--method", f"teacher={fold}/teacher_stage2/teacher.safetensors",
+        "--method", f"student={fold}/student/student.safetensors",
+        "--method", f"mae_recon_teacher={out}/mae/mae.safetensors+{fold}/teacher_stage2/teacher.safetensors",
+    ])
+    assert status == 0
+    again = json.loads((tmp_path / "results.json").read_text())["results"]
+    bench = json.loads((report / "results.json").read_text())["results"]
+    for method in ("teacher", "student", "mae_recon_teacher"):
+        for condition in ("clean", "patch50"):
+            assert again[method][condition]["f1_per_au"] == pytest.approx(bench[method][condition]["f1_per_au"])
+
+
+def test_benchmark_resumes_without_retraining(smoke_run):
+    out, report, first_time = smoke_run
+    before = (report / "results.json").read_text()
+    start = time.perf_counter()
+    run_benchmark(load_bench_config("smoke"), out, log=lambda message: None)
+    assert time.perf_counter() - start < first_time / 3
+    after = json.loads((report / "results.json").read_text())
+    assert after["results"] == json.loads(before)["results"]
