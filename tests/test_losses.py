@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from occau.losses.distill import DISTILLATION_PRESETS, DistillationConfig, DistillationLoss, edge_logits_kl
 from occau.losses.edge import edge_loss, relation_labels, relation_valid
-from occau.losses.wa import WeightedAsymmetricLoss, au_class_weights
+from occau.losses.wa import WeightedAsymmetricLoss
 from occau.models.outputs import AUOutput
 
 BP4D_FOLD1_WEIGHTS = [1.342985, 1.689665, 1.248091, 0.561356, 0.433044, 0.435894,
@@ -81,16 +81,6 @@ def test_wa_loss_label_mask(wa_ref):
     per_elem = torch.stack([WeightedAsymmetricLoss(weight=w[j : j + 1])(x[i : i + 1, j : j + 1], y[i : i + 1, j : j + 1])
                             for i in range(4) for j in range(12)]).view(4, 12)  # fmt: skip
     torch.testing.assert_close(la, per_elem[mask].mean())
-
-
-def test_au_class_weights():
-    labels = torch.tensor([[1, 0], [0, 0], [1, 1], [0, 9]], dtype=torch.float32)
-    mask = labels != 9
-    w = au_class_weights(labels, mask)
-    # rates 2/4 and 1/3 -> inverses 2 and 3 -> normalised to mean 1: 0.8, 1.2
-    torch.testing.assert_close(w, torch.tensor([0.8, 1.2], dtype=torch.float64))
-    with pytest.raises(ValueError, match="no positive"):
-        au_class_weights(torch.zeros(3, 2))
 
 
 # --- edge loss -----------------------------------------------------------------------------------------------------

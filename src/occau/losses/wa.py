@@ -55,20 +55,3 @@ class WeightedAsymmetricLoss(nn.Module):
         loss = torch.where(label_mask, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
         return -loss.sum() / label_mask.sum().clamp(min=1)
 
-
-def au_class_weights(labels: Tensor, label_mask: Tensor | None = None) -> Tensor:
-    """Per-AU WA weights from training labels (F, N): ``w_i ∝ 1 / r_i`` normalised to mean 1 (UPSTREAM §2.7).
-
-    ``r_i`` is the positive rate among the frames whose label for AU ``i`` is known. Upstream counts BP4D's
-    code 9 as positive; here unknown labels are left out, so pass them through ``label_mask``. An AU with no
-    positive frame has no finite weight, which is an error, not a silent inf.
-    """
-    labels = labels.to(torch.float64)
-    known = torch.ones_like(labels, dtype=torch.bool) if label_mask is None else label_mask.to(torch.bool)
-    positives = (labels.gt(0) & known).sum(0).to(torch.float64)  # (N,)
-    if (positives == 0).any():
-        missing = torch.nonzero(positives == 0).flatten().tolist()
-        raise ValueError(f"AU columns {missing} have no positive frame; their class weight would be infinite")
-    rate = positives / known.sum(0).to(torch.float64)
-    inv = 1.0 / rate
-    return inv / inv.sum() * labels.shape[-1]

@@ -21,7 +21,7 @@ from occau.aus import dataset_aus
 from occau.checkpoints.io import save_checkpoint
 from occau.checkpoints.mae import DECODER_PREFIXES
 from occau.checkpoints.student import student_meta
-from occau.losses.wa import au_class_weights
+from occau.data.statistics import class_weights
 from occau.training.config import StageConfig, from_dict, save_config, to_dict
 from occau.training.data import FaceDataModule, build_face_dataset
 
@@ -76,7 +76,7 @@ def training_class_weights(config: StageConfig) -> list[float]:
     """WA weights from the training split's labels (unknown labels excluded), as upstream computes them per fold."""
     faces = build_face_dataset(config.data, "train")
     labels, mask = faces.label_arrays()[:2]
-    return au_class_weights(torch.as_tensor(labels), torch.as_tensor(mask)).tolist()
+    return class_weights(labels, mask).tolist()
 
 
 def train_stage(
