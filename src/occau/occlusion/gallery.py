@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from occau.faces.template import EYE_LINE_Y, FIVE_POINTS, template_points
+from occau.faces.align import align_face
+from occau.faces.template import EYE_LINE_Y, FIVE_POINTS
 from occau.occlusion.conditions import CONDITIONS, occlude
 from occau.occlusion.tokens import pixels_from_token_mask
 
@@ -55,8 +56,7 @@ def astronaut_face(size: int = 224) -> np.ndarray:
         from skimage.data import astronaut
     except ImportError as err:  # scikit-image is a dev dependency only
         raise ImportError("astronaut_face needs scikit-image (pip install occau[dev])") from err
-    matrix, _ = cv2.estimateAffinePartial2D(ASTRONAUT_POINTS, template_points(size), method=cv2.LMEDS)
-    return cv2.warpAffine(astronaut(), matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+    return align_face(astronaut(), ASTRONAUT_POINTS, size)[0]
 
 
 def outline_tokens(image: np.ndarray, token_mask: np.ndarray, patch_size: int) -> np.ndarray:
