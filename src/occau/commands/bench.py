@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"occau bench {args.dataset}: --data DIR (from `occau prepare {args.dataset}`) is required",
                   file=sys.stderr)
             return 2
+        if not args.preset.endswith((".yaml", ".yml")):
+            print(f"occau bench {args.dataset}: --preset must be a benchmark YAML sized for real faces (the packaged "
+                  f"presets are SynthFACS-sized, 64 px); see docs/real_data.md", file=sys.stderr)
+            return 2
         bench.data.update(source="prepared", dataset=args.dataset, root=args.data)
     if args.folds:
         bench.folds = [int(f) for f in args.folds.split(",")]
