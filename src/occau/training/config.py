@@ -36,6 +36,7 @@ class DataConfig:
     occlusion: dict[str, float] | None = None  # training occlusion mixture {condition: weight}; None = clean
     occlusion_fills: tuple[str, ...] = ("black",)
     occlusion_probability: float = 1.0  # chance a training face is occluded when ``occlusion`` is set
+    patch_size: int | None = None  # token grid of occlusion masks; None: the MAE's patch (16 or 8 for teachers)
     val_fraction: float = 1.0  # fraction of the validation split used each epoch (speed)
     seed: int = 0
 

@@ -22,7 +22,7 @@ from occau.checkpoints.io import save_checkpoint
 from occau.checkpoints.mae import DECODER_PREFIXES
 from occau.checkpoints.student import student_meta
 from occau.data.statistics import class_weights
-from occau.training.config import StageConfig, from_dict, save_config, to_dict
+from occau.training.config import StageConfig, save_config, to_dict
 from occau.training.data import FaceDataModule, build_face_dataset
 
 TRAINED_LICENSE = "weights trained by occau; the licence of the training data applies"
@@ -60,14 +60,12 @@ def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Call
     )
 
 
-def patch_size_for(config: StageConfig) -> int:
-    """Token grid used for occlusion token masks: the MAE's patch size, or 16/8 for teacher-only runs."""
-    if "patch_size" in config.model:
-        return int(config.model["patch_size"])
-    if config.stage == "student":
-        from occau.checkpoints.mae import load_mae
+def teacher_patch_size(config: StageConfig) -> int:
+    """Token grid of a teacher run's occlusion masks (teachers see pixels; the grid only shapes patch occlusion).
 
-        return load_mae(config.init["mae"]).config.patch_size
+    Set ``data.patch_size`` to the MAE's patch so an occlusion-augmented teacher trains on the test-time grid."""
+    if config.data.patch_size:
+        return int(config.data.patch_size)
     size = int(config.model.get("img_size", 224))
     return 16 if size % 16 == 0 else 8
 
@@ -108,7 +106,7 @@ def _build(config: StageConfig):
 
         module = TeacherModule(config, weights)
         _init_teacher(module, config)
-        return module, FaceDataModule(config.data, patch_size_for(config))
+        return module, FaceDataModule(config.data, teacher_patch_size(config))
     from occau.checkpoints.mae import load_mae
     from occau.checkpoints.megraphau import load_megraphau
     from occau.training.student_module import StudentModule
