@@ -106,6 +106,16 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return tensors, json.loads(metadata[METADATA_KEY])
 
 
+def read_meta(path: str | Path) -> dict[str, Any] | None:
+    """The self-description of an occau checkpoint without reading its tensors; None for any other file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception:  # not a safetensors file at all (e.g. a foreign .pth)
+        return None
+    return json.loads(metadata[METADATA_KEY]) if METADATA_KEY in metadata else None
+
+
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -114,12 +114,9 @@ def load_methods(specs: dict[str, str]) -> MethodSet:
 
 
 def _kind(path: str) -> str | None:
-    from occau.checkpoints.io import load_checkpoint
+    from occau.checkpoints.io import read_meta
 
-    try:
-        return load_checkpoint(path)[1].get("kind")
-    except Exception:  # foreign files (e.g. official ME-GraphAU .pth) are teachers; their loader reports errors
-        return None
+    return (read_meta(path) or {}).get("kind")  # foreign files (official ME-GraphAU .pth) are teachers
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from occau.evaluation.metrics import AUF1
 from occau.models.outputs import AUOutput
 from occau.training.config import StageConfig
-from occau.training.optim import build_optimizer, build_scheduler, param_groups
+from occau.training.optim import configure_adamw
 
 BEST_KEY = "occau_best"
 
@@ -76,9 +76,5 @@ class AUTrainingModule(L.LightningModule):
 
     # optimisation -------------------------------------------------------------------------------------------
     def configure_optimizers(self):
-        groups = []
-        for model in self.trained_models().values():
-            groups += param_groups(model, self.config.optim.weight_decay, decay_1d=self.decay_1d)
-        optimizer = build_optimizer(groups, self.config.optim)
-        steps = self.trainer.estimated_stepping_batches // max(1, self.config.optim.epochs)
-        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.config.optim, int(steps))}
+        return configure_adamw(self.trained_models().values(), self.config.optim, self.decay_1d,
+                               self.trainer.estimated_stepping_batches)

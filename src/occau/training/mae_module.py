@@ -7,7 +7,7 @@ from torch import Tensor
 
 from occau.models.mae import MAEConfig, MaskedAutoencoderViT
 from occau.training.config import StageConfig, from_dict
-from occau.training.optim import build_optimizer, build_scheduler, param_groups
+from occau.training.optim import configure_adamw
 
 
 class MAEModule(L.LightningModule):
@@ -23,7 +23,4 @@ class MAEModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        groups = param_groups(self.model, self.config.optim.weight_decay, decay_1d=False)
-        optimizer = build_optimizer(groups, self.config.optim)
-        steps = self.trainer.estimated_stepping_batches // max(1, self.config.optim.epochs)
-        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.config.optim, int(steps))}
+        return configure_adamw([self.model], self.config.optim, False, self.trainer.estimated_stepping_batches)

@@ -44,6 +44,14 @@ def cosine_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
     return factor
 
 
+def configure_adamw(models: Iterable[nn.Module], config: OptimConfig, decay_1d: bool, stepping_batches: int) -> dict:
+    """Lightning's ``configure_optimizers`` answer for the trained ``models``: AdamW + the per-step schedule."""
+    groups = [g for model in models for g in param_groups(model, config.weight_decay, decay_1d=decay_1d)]
+    optimizer = build_optimizer(groups, config)
+    steps_per_epoch = int(stepping_batches // max(1, config.epochs))
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config, steps_per_epoch)}
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig, steps_per_epoch: int) -> dict:
     """The Lightning scheduler dict, stepping every iteration."""
     total = max(1, config.epochs * steps_per_epoch)
