@@ -15,6 +15,7 @@ import torch
 
 from occau import __version__
 from occau.aus import au_name
+from occau.reports.claims import claims_markdown
 
 BLOCK_CONDITIONS = ("upper", "lower", "left", "right", "center", "eyes", "mouth", "mask", "sunglasses", "hand")
 PATCH_CONDITIONS = ("clean", "patch25", "patch50", "patch75")
@@ -52,6 +53,10 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines += _table(["method"] + conditions,
                     [[m] + [_pct(by_method[m][c]["f1_mean"]) for c in conditions] for m in methods],
                     best_columns=range(1, len(conditions) + 1))
+    claims = claims_markdown(results)
+    if claims:
+        lines += ["", "The paper's claims, checked (mean F1 %; a claim holds when the student's F1 is higher).", ""]
+        lines += claims
     if results.get("timings"):
         lines += ["", "Inference time per face (median, ms).", ""]
         t = results["timings"]

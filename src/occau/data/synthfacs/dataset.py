@@ -61,7 +61,7 @@ PRESETS: dict[str, SynthFACSConfig] = {
                              frames_per_sequence=40),
     # 64 px like quick: the benchmark's 3-hour CPU budget goes into subjects and epochs rather than pixels
     # (docs/benchmark.md); every AU is visible at 64 px (see the datasheet gallery).
-    "full": SynthFACSConfig("full", image_size=64, n_subjects=150, n_pretrain_subjects=100, sequences_per_subject=4,
+    "full": SynthFACSConfig("full", image_size=64, n_subjects=96, n_pretrain_subjects=60, sequences_per_subject=4,
                             frames_per_sequence=40),
 }
 

@@ -1,0 +1,96 @@
+"""The paper's claims, checked against a results file: one row per comparison, with the numbers and a verdict.
+
+Every claim compares the method (the student under 50 % random patches) with one baseline; a claim "holds" when the
+student's F1 averaged over folds is higher, and the row also says in how many folds it was higher, so a win carried
+by one fold is visible. Method names are the benchmark's (``occau bench``); claims whose methods are absent from a
+results file are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+METHOD = "student"
+CONDITION = "patch50"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``method`` under ``condition`` vs ``baseline`` under ``baseline_condition``."""
+
+    claim: str
+    method: str
+    condition: str
+    baseline: str
+    baseline_condition: str
+
+
+CLAIMS = (
+    Comparison("student under 50 % patches vs the teacher on clean faces", METHOD, CONDITION, "teacher", "clean"),
+    Comparison("vs the teacher on the same occluded faces", METHOD, CONDITION, "teacher", CONDITION),
+    Comparison("vs MAE-reconstruct-then-teacher", METHOD, CONDITION, "mae_recon_teacher", CONDITION),
+    Comparison("vs the occlusion-augmented teacher", METHOD, CONDITION, "teacher_occaug", CONDITION),
+    Comparison("KD ablation: vs the student without KD", METHOD, CONDITION, "student_no_kd", CONDITION),
+    Comparison("KD ablation: vs the student with node KD only", METHOD, CONDITION, "student_node_kd", CONDITION),
+    Comparison("KD ablation: vs the student with edge KD only", METHOD, CONDITION, "student_edge_kd", CONDITION),
+)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    comparison: Comparison
+    method_f1: float  # mean over AUs and folds, in [0, 1]
+    baseline_f1: float
+    folds_won: int  # folds in which the method's mean F1 is strictly higher
+    folds: int
+
+    @property
+    def delta(self) -> float:
+        return self.method_f1 - self.baseline_f1
+
+    @property
+    def holds(self) -> bool:
+        return self.delta > 0
+
+
+def check_claims(results: dict[str, Any], claims: tuple[Comparison, ...] = CLAIMS) -> list[ClaimResult]:
+    """Evaluate every claim whose two methods and conditions are in ``results`` (the results.json layout)."""
+    table = results["results"]
+    out = []
+    for c in claims:
+        try:
+            ours, theirs = table[c.method][c.condition], table[c.baseline][c.baseline_condition]
+        except KeyError:
+            continue
+        per_fold = [(ours["f1_per_fold"][k], theirs["f1_per_fold"][k]) for k in ours["f1_per_fold"]]
+        out.append(ClaimResult(c, ours["f1_mean"], theirs["f1_mean"], sum(a > b for a, b in per_fold), len(per_fold)))
+    return out
+
+
+def speed_ratio(results: dict[str, Any], method: str = METHOD, baseline: str = "mae_recon_teacher") -> float | None:
+    """How many times faster per face ``method`` is than ``baseline`` (None without timings for both)."""
+    timings = results.get("timings") or {}
+    if method not in timings or baseline not in timings:
+        return None
+    return timings[baseline]["ms_per_face"] / timings[method]["ms_per_face"]
+
+
+def claims_markdown(results: dict[str, Any]) -> list[str]:
+    """The claims as a Markdown table (empty when no claim applies)."""
+    rows = check_claims(results)
+    if not rows:
+        return []
+    lines = ["| claim | method F1 | baseline F1 | difference | folds won | holds |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r.comparison
+        lines.append(
+            f"| {c.claim} | {c.method} {c.condition} {100 * r.method_f1:.1f} | {c.baseline} {c.baseline_condition} "
+            f"{100 * r.baseline_f1:.1f} | {100 * r.delta:+.1f} | {r.folds_won}/{r.folds} | {'yes' if r.holds else 'no'} |"
+        )
+    ratio = speed_ratio(results)
+    if ratio is not None:
+        lines += ["", f"Time per face: the student is {ratio:.1f}x as fast as MAE-reconstruct-then-teacher "
+                      f"({results['timings'][METHOD]['ms_per_face']:.2f} vs "
+                      f"{results['timings']['mae_recon_teacher']['ms_per_face']:.2f} ms)."]
+    return lines
