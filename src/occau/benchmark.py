@@ -86,13 +86,17 @@ def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> Sta
     return from_dict(StageConfig, values)
 
 
-def _trained(out_dir: Path, config: StageConfig) -> dict[str, Path]:
+def _trained(out_dir: Path, config: StageConfig, what: str, log) -> dict[str, Path]:
     """Train a stage unless its exported weights already exist (resumable benchmark)."""
     done = out_dir / "exported.json"
     if done.is_file():
+        log(f"{what}: exported weights found, skipped ({done})")
         return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+    log(f"training {what}")
+    start = time.perf_counter()
     exported = train_stage(config, out_dir)
     done.write_text(json.dumps({k: str(v) for k, v in exported.items()}, indent=1))
+    log(f"{what} done in {time.perf_counter() - start:.0f} s")
     return exported
 
 
@@ -109,10 +113,7 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) 
         if stage == "student":
             init["mae"] = str(mae_path)
         config = stage_config(bench, stage, fold, init=init, name=EXPORTED_NAME.get(stage, stage))
-        log(f"fold {fold}: training {stage}")
-        start = time.perf_counter()
-        exported = _trained(fold_dir / stage, config)
-        log(f"fold {fold}: {stage} done in {time.perf_counter() - start:.0f} s")
+        exported = _trained(fold_dir / stage, config, f"fold {fold}: {stage}", log)
         paths.update(exported if stage == "student" else {stage: next(iter(exported.values()))})
     return _evaluate_fold(bench, fold, fold_dir, mae_path, paths, log)
 
@@ -143,8 +144,7 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
     bench.data.setdefault("cache_dir", str(out_dir / "data"))
     log(f"benchmark {bench.name}: output in {out_dir}")
     mae_config = stage_config(bench, "mae", fold=bench.folds[0], name="mae")
-    log("training mae (pretraining subjects)")
-    mae_path = next(iter(_trained(out_dir / "mae", mae_config).values()))
+    mae_path = next(iter(_trained(out_dir / "mae", mae_config, "mae (pretraining subjects)", log).values()))
     per_fold = {fold: run_fold(bench, fold, out_dir, mae_path, log) for fold in bench.folds}
     data = mae_config.data
     results = {
