@@ -49,7 +49,7 @@ def plot_block_heatmaps(results: dict[str, Any], out_png: str | Path) -> Path | 
     cols = min(3, len(methods))
     rows = int(np.ceil(len(methods) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.32 * len(conditions) * rows + 1.2 * rows),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")  # keeps the title on the panels, labels apart
     image = None
     for ax, method in zip(axes.flat, methods):
         grid = np.array([by_method[method][c]["f1_per_au"] for c in conditions]) * 100
