@@ -2,93 +2,125 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from occau.losses.distill import DistillationConfig, DistillationLoss
-from occau.models.mae import MAEConfig, MaskedAutoencoderViT
+from occau.models.mae import MAEConfig, MaskedAutoencoderViT, VisibleLatents, visible_ids
 from occau.models.megraphau import MEGRAPHAU_CONFIGS, MEGraphAU
 from occau.models.student import STUDENT_CONFIGS, LatentStudent, StudentConfig, build_student
 
-SMALL = StudentConfig(embed_dim=24, num_aus=5, dim=16, num_heads=2, depth=2, edge_depth=1)
+SMALL = StudentConfig(embed_dim=24, num_patches=16, num_aus=5, dim=16, num_heads=2, depth=2, edge_depth=1)
+READOUTS = ("grid", "set")
 
 
-def _latents(b: int = 3, k: int = 6, d: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random latents (B, 1+K, D) with sample i having K - 2i visible tokens; padded slots hold zeros, as MAE's."""
+def _small(readout: str = "grid", **changes) -> LatentStudent:
+    torch.manual_seed(0)
+    return LatentStudent(replace(SMALL, readout=readout, **changes))
+
+
+def _latents(b: int = 3, k: int = 6, d: int = 24, L: int = 16, seed: int = 0) -> VisibleLatents:
+    """Random latents as ``encode_visible`` lays them out: sample i has K - 2i visible cells (random ones, in
+    raster order), padded slots hold zeros and point at occluded cells."""
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randn(b, 1 + k, d, generator=g)
-    pad = torch.zeros(b, 1 + k, dtype=torch.bool)
+    token_mask = torch.ones(b, L, dtype=torch.bool)
     for i in range(b):
-        pad[i, 1 + max(k - 2 * i, 0) :] = True
-    return tokens.masked_fill(pad.unsqueeze(-1), 0.0), pad
+        token_mask[i, torch.randperm(L, generator=g)[: max(k - 2 * i, 0)]] = False
+    ids_keep, padding = visible_ids(token_mask)
+    ids_keep = torch.cat([ids_keep, ids_keep.new_zeros(b, k - ids_keep.shape[1])], 1)  # pad to K slots
+    padding = torch.cat([padding, padding.new_ones(b, k - padding.shape[1])], 1)
+    pad = torch.cat([padding.new_zeros(b, 1), padding], 1)
+    return VisibleLatents(tokens.masked_fill(pad.unsqueeze(-1), 0.0), pad, ids_keep, token_mask)
 
 
-def _run(model: LatentStudent, tokens, pad):
-    return model.forward_head(*model.forward_features(tokens, pad))
+def _permuted(latents: VisibleLatents, seed: int = 1) -> VisibleLatents:
+    """The same faces with their (token, cell) slots in another order, padding moved too."""
+    g = torch.Generator().manual_seed(seed)
+    tokens, pad, ids = latents.tokens.clone(), latents.padding_mask.clone(), latents.ids_keep.clone()
+    for b in range(tokens.shape[0]):
+        order = torch.randperm(ids.shape[1], generator=g)
+        tokens[b, 1:], pad[b, 1:], ids[b] = tokens[b, 1 + order], pad[b, 1 + order], ids[b, order]
+    return VisibleLatents(tokens, pad, ids, latents.token_mask)
 
 
-@pytest.fixture(scope="module")
-def student() -> LatentStudent:
-    torch.manual_seed(0)
-    return LatentStudent(SMALL).eval()
+def _assert_same(a, b, atol=1e-5):
+    for name in ("probs", "node_features", "edge_features", "edge_logits"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=atol, rtol=1e-5)
 
 
-def test_output_shapes_and_scale(student):
-    out = _run(student, *_latents())
+@pytest.mark.parametrize("readout", READOUTS)
+def test_output_shapes_and_scale(readout):
+    out = _small(readout).eval()(_latents())
     assert out.probs.shape == (3, 5) and out.node_features.shape == (3, 5, 16)
     assert out.edge_features.shape == (3, 25, 16) and out.edge_logits.shape == (3, 25, 4)
     assert out.probs.min() >= 0 and out.probs.max() <= 1 + 1e-6  # cosine of non-negative vectors
     assert (out.node_features >= 0).all()  # gated GCN ends in a ReLU, as the teacher's
 
 
-def test_invariant_to_visible_token_order(student):
-    tokens, pad = _latents()
-    ref = _run(student, tokens, pad)
-    g = torch.Generator().manual_seed(1)
-    perm_tokens, perm_pad = tokens.clone(), pad.clone()
-    for b in range(tokens.shape[0]):
-        order = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(tokens.shape[1] - 1, generator=g)])
-        perm_tokens[b], perm_pad[b] = tokens[b, order], pad[b, order]
-    assert not torch.equal(perm_pad, pad)  # the padding moved too, not only the visible tokens
-    out = _run(student, perm_tokens, perm_pad)
-    for name in ("probs", "node_features", "edge_features", "edge_logits"):
-        torch.testing.assert_close(getattr(out, name), getattr(ref, name), atol=1e-5, rtol=1e-5)
+@pytest.mark.parametrize("readout", READOUTS)
+def test_invariant_to_visible_token_order(readout):
+    model, latents = _small(readout).eval(), _latents()
+    moved = _permuted(latents)
+    assert not torch.equal(moved.padding_mask, latents.padding_mask)  # the padding moved too
+    _assert_same(model(moved), model(latents))
 
 
-def test_invariant_to_padding_amount_and_content(student):
-    tokens, pad = _latents()
-    ref = _run(student, tokens, pad)
-    extra = torch.randn(3, 4, 24) * 100  # junk in padded slots must not leak in
-    more_tokens = torch.cat([tokens, extra], dim=1)
-    more_pad = torch.cat([pad, torch.ones(3, 4, dtype=torch.bool)], dim=1)
-    out = _run(student, more_tokens, more_pad)
-    torch.testing.assert_close(out.probs, ref.probs, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(out.edge_features, ref.edge_features, atol=1e-5, rtol=1e-5)
-    # Each sample's result equals running it alone, unpadded (eval mode: BatchNorm uses running statistics).
-    for b in range(3):
-        n = int((~pad[b]).sum())
-        alone = _run(student, tokens[b : b + 1, :n], pad[b : b + 1, :n])
-        torch.testing.assert_close(alone.probs, ref.probs[b : b + 1], atol=1e-6, rtol=1e-6)
+@pytest.mark.parametrize("readout", READOUTS)
+def test_invariant_to_padding_amount_and_content(readout):
+    model, latents = _small(readout).eval(), _latents()
+    ref = model(latents)
+    junk = torch.randn(3, 4, 24) * 100  # junk in padded slots must not leak in
+    more = VisibleLatents(torch.cat([latents.tokens, junk], 1),
+                          torch.cat([latents.padding_mask, torch.ones(3, 4, dtype=torch.bool)], 1),
+                          torch.cat([latents.ids_keep, torch.randint(16, (3, 4))], 1), latents.token_mask)
+    _assert_same(model(more), ref)
+    for b in range(3):  # each face alone, unpadded, gives its batched result (eval: BatchNorm running statistics)
+        n = 1 + int((~latents.padding_mask[b]).sum())
+        alone = VisibleLatents(latents.tokens[b:b + 1, :n], latents.padding_mask[b:b + 1, :n],
+                               latents.ids_keep[b:b + 1, :n - 1], latents.token_mask[b:b + 1])
+        torch.testing.assert_close(model(alone).probs, ref.probs[b:b + 1], atol=1e-6, rtol=1e-6)
 
 
+def test_grid_readout_knows_where_a_latent_was_and_set_readout_does_not():
+    """The same latents placed in other cells: the grid readout's answer changes, the order-free one's does not."""
+    latents = _latents()
+    elsewhere = VisibleLatents(latents.tokens, latents.padding_mask, (latents.ids_keep + 5) % 16,
+                               latents.token_mask[:, torch.arange(16).sub(5) % 16])
+    grid, order_free = _small("grid").eval(), _small("set").eval()
+    assert not torch.allclose(grid(elsewhere).probs, grid(latents).probs, atol=1e-4)
+    _assert_same(order_free(elsewhere), order_free(latents))
+
+
+@pytest.mark.parametrize("readout", READOUTS)
 @pytest.mark.parametrize("use_cls", [True, False])
-def test_no_visible_token_gives_finite_default(use_cls):
-    torch.manual_seed(0)
-    model = LatentStudent(StudentConfig(**{**SMALL.__dict__, "use_cls": use_cls}))
-    tokens, pad = _latents(b=2, k=4)
-    pad[:, 1:] = True  # nothing visible in either sample
-    tokens = tokens.requires_grad_(True)
-    out = _run(model.train(), tokens, pad)
+def test_no_visible_token_gives_finite_default(readout, use_cls):
+    model = _small(readout, use_cls=use_cls)
+    latents = _latents(b=2, k=4)
+    latents.token_mask[:] = True  # nothing visible in either sample
+    latents.padding_mask[:, 1:] = True
+    tokens = latents.tokens.masked_fill(latents.padding_mask.unsqueeze(-1), 0.0).requires_grad_(True)
+    latents.tokens = tokens
+    out = model.train()(latents)
     assert torch.isfinite(out.probs).all() and torch.isfinite(out.edge_logits).all()
     out.probs.sum().backward()
     assert torch.isfinite(tokens.grad).all()
     assert tokens.grad[:, 1:].abs().sum() == 0  # padded latents get no gradient
     if not use_cls:  # nothing at all to read: the output is the learned default, the same for any input
         model.eval()
-        other = _run(model, torch.randn_like(tokens), pad)
-        torch.testing.assert_close(other.probs, _run(model, tokens.detach(), pad).probs)
+        other = model(VisibleLatents(torch.randn_like(tokens), latents.padding_mask, latents.ids_keep,
+                                     latents.token_mask))
+        torch.testing.assert_close(other.probs, model(latents).probs)
         torch.testing.assert_close(other.probs[0], other.probs[1])
+
+
+def test_student_rejects_latents_of_another_grid():
+    latents = _latents(L=25)
+    with pytest.raises(ValueError, match="25-patch grid"):
+        _small()(latents)
 
 
 def test_graph_head_is_the_teachers(reference_dir):
@@ -136,7 +168,7 @@ def test_end_to_end_from_mae_visible_latents():
     mae = MaskedAutoencoderViT(
         MAEConfig(img_size=32, patch_size=8, embed_dim=24, depth=1, num_heads=2), decoder=False
     ).eval()
-    model = LatentStudent(SMALL).eval()
+    model = LatentStudent(SMALL).eval()  # 16 cells: the 4 x 4 grid of a 32-px image in 8-px patches
     imgs = torch.randn(2, 3, 32, 32)
     token_mask = torch.zeros(2, 16, dtype=torch.bool)
     token_mask[0, :8] = True  # upper half occluded
@@ -158,23 +190,23 @@ def test_distillation_trains_student_not_teacher():
     torch.manual_seed(0)
     teacher = LatentStudent(SMALL)  # any AUOutput producer with parameters serves as a stand-in teacher here
     model = LatentStudent(SMALL)
-    tokens, pad = _latents(b=4, k=6)
+    latents = _latents(b=4, k=6)
     labels = (torch.rand(4, 5) > 0.5).float()
     crit = DistillationLoss(DistillationConfig(edge_logits=1.0, relation=0.1))
-    terms = crit(_run(model, tokens, pad), _run(teacher, tokens, pad), labels)
+    terms = crit(model(latents), teacher(latents), labels)
     terms["total"].backward()
     assert all(p.grad is not None for p in model.parameters())
     assert all(p.grad is None for p in teacher.parameters())
 
     teacher.eval()
     with torch.no_grad():
-        target = _run(teacher, tokens, pad)
+        target = teacher(latents)
     kd = DistillationLoss(DistillationConfig(au=0.0))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     losses = []
     for _ in range(40):
-        loss = kd(_run(model, tokens, pad), target)["total"]
+        loss = kd(model(latents), target)["total"]
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -294,6 +294,14 @@ class MaskedAutoencoderViT(nn.Module):
         return token_mask
 
 
+def encoder_only(mae: MaskedAutoencoderViT) -> MaskedAutoencoderViT:
+    """A decoder-free copy of ``mae``'s encoder (its own parameters: fine-tuning it leaves ``mae`` untouched)."""
+    encoder = MaskedAutoencoderViT(mae.config, decoder=False)
+    own = encoder.state_dict()
+    encoder.load_state_dict({k: v.detach().clone() for k, v in mae.state_dict().items() if k in own})
+    return encoder
+
+
 def visible_ids(token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """token_mask (B, L) bool True = occluded -> (ids_keep (B, K) spatial order, padding (B, K) bool).
 

@@ -1,27 +1,26 @@
 """The latent-mining student: from the MAE latents of the *visible* patches to the teacher's AU graph.
 
-The MAE encoder (frozen) sees only the non-occluded patch tokens of a face, so the student gets a variable-length,
-padded set ``VisibleLatents.tokens`` (B, 1+K, D). It must return what the ME-GraphAU teacher returns on the clean
-face: per-AU node features (B, N, C) and AU-pair edge features (B, N*N, C) of the teacher's width, which node/edge
-distillation pulls together, and on top of them the teacher's own graph head, so probabilities are on the same
-cosine scale (threshold 0.5).
+The MAE encoder sees only the non-occluded patch tokens of a face, so the student gets a variable-length, padded
+set ``VisibleLatents`` (B, 1+K, D) plus where each token sits (``ids_keep``). It must return what the ME-GraphAU
+teacher returns on the clean face: per-AU node features (B, N, C) and AU-pair edge features (B, N*N, C) of the
+teacher's width, which node/edge distillation pulls together, and on top of them the teacher's own graph head, so
+probabilities are on the same cosine scale (threshold 0.5).
 
-Design (see docs/student.md for the alternatives and why they were not taken):
+Two readouts turn latents into node features (``StudentConfig.readout``):
 
-1. ``proj``: Linear(D, C) + LayerNorm on every latent. No BatchNorm here (unlike the teacher's ``global_linear``):
-   batch statistics would mix in the padded slots.
-2. AU queries: N learnable vectors read the latents through ``depth`` pre-norm cross-attention + MLP blocks. The
-   key padding mask hides padded slots; a learnable *null* key/value is always attendable, so a face with no
-   visible patch gives a learned default instead of a softmax over nothing (NaN). Nothing depends on the slot
-   order: the latents already carry their position (the encoder added it), so the output is invariant to the order
-   of the visible tokens and to the amount of padding.
-3. Edges: every ordered pair e = j*N + k (j end, k start, as upstream) starts from an MLP on
-   ``[n_j, n_k, n_j * n_k]`` and then reads the latents itself through ``edge_depth`` cross-attention blocks: the
-   pair-specific evidence GEM takes from its per-AU maps, at N*N queries x (1+K) keys instead of GEM's
-   N*N x T x T attention, which would cost about as much as the ViT-B encoder.
-4. The teacher's ``GatedGCN``, cosine classifier ``sc`` and ``edge_fc`` Linear(C, 4), under the teacher's names
-   (``gnn``, ``sc``, ``edge_fc`` = the teacher's ``head.*``), so they can be initialised from a trained teacher
-   with :meth:`LatentStudent.init_from_teacher`.
+- ``"grid"`` (default): every visible latent goes back to its grid cell, occluded cells hold a learned mask
+  embedding, and each AU reads the grid with its own position-specific weights (``spatial_maps`` learned maps over
+  the cells per AU, then a per-AU linear map). An AU lives in a known place on an aligned face; a readout that knows
+  *where* a latent came from can weigh brow cells for AU1 and lip-corner cells for AU12, and can learn what to
+  infer when those cells are masked. Measured on SynthFACS (docs/student.md): a set readout over the same latents
+  could not even fit its training faces.
+- ``"set"``: AFG pooling plus learned-query cross-attention over the unordered set of visible latents (the first
+  design, kept as an ablation): order-free, position only through what the encoder put into each latent.
+
+Edges: every ordered pair e = j*N + k (j end, k start, as upstream) starts from an MLP on ``[n_j, n_k, n_j * n_k]``
+and may then read the readout's context through ``edge_depth`` cross-attention blocks. On top sits the teacher's
+``GatedGCN``, cosine classifier ``sc`` and ``edge_fc`` Linear(C, 4), under the teacher's names (the teacher's
+``head.*``), so they can be initialised from a trained teacher with :meth:`LatentStudent.init_from_teacher`.
 
 KD targets are the teacher's gated-GCN outputs, which is what ``AUOutput`` carries for both models.
 """
@@ -35,40 +34,49 @@ import torch
 from timm.layers import Mlp
 from torch import Tensor, nn
 
-from occau.models.mae import VisibleLatents
+from occau.models.mae import MaskedAutoencoderViT, VisibleLatents
 from occau.models.megraphau.blocks import au_cosine_scores
 from occau.models.megraphau.graph import GatedGCN, pair_end, pair_start
 from occau.models.outputs import AUOutput
 
 
+READOUTS = ("grid", "set")
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     embed_dim: int = 768  # D: width of the MAE latents
+    num_patches: int = 196  # L: cells of the encoder's token grid (the grid readout's positions)
     num_aus: int = 12  # N
     dim: int = 512  # C: the teacher's node/edge width
+    readout: str = "grid"  # "grid" (position-aware) or "set" (order-free ablation); see the module docstring
+    spatial_maps: int = 4  # R: learned spatial maps per AU (grid readout)
     num_heads: int = 8
-    depth: int = 2  # cross-attention blocks for the AU (node) queries
+    depth: int = 2  # cross-attention blocks for the AU queries (set readout)
     edge_depth: int = 1  # cross-attention blocks for the pair (edge) queries; 0 = pair MLP only
     mlp_ratio: float = 2.0
     gcn_layers: int = 2
-    use_cls: bool = True  # let queries read the MAE cls token as well as the patch tokens
-    afg_init: bool = True  # start each AU query from the teacher-style AFG pooling of the visible tokens
+    use_cls: bool = True  # let the readout read the MAE cls token as well as the patch tokens
+    afg_init: bool = True  # set readout: start each AU query from the teacher-style AFG pooling
     drop: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"StudentConfig.readout must be one of {READOUTS}, got {self.readout!r}")
         if self.dim % self.num_heads:
             raise ValueError(f"StudentConfig.dim {self.dim} is not a multiple of num_heads {self.num_heads}")
-        if self.num_aus < 1 or self.depth < 1 or self.edge_depth < 0 or self.gcn_layers < 1:
+        if (self.num_aus < 1 or self.depth < 1 or self.edge_depth < 0 or self.gcn_layers < 1
+                or self.spatial_maps < 1 or self.num_patches < 1):
             raise ValueError(f"invalid StudentConfig sizes: {self}")
 
 
 STUDENT_CONFIGS: dict[str, StudentConfig] = {
-    # ViT-B/16 MAE latents -> the ResNet-50 teacher's width (UPSTREAM §2.1: C = 2048 // 4).
-    "student_vitb_bp4d": StudentConfig(embed_dim=768, num_aus=12, dim=512, num_heads=8),
-    "student_vitb_disfa": StudentConfig(embed_dim=768, num_aus=8, dim=512, num_heads=8),
-    # The SynthFACS ViT (width 192) -> its ResNet-18 teacher's width (C = 512 // 4).
-    "student_tiny_synth_bp4d": StudentConfig(embed_dim=192, num_aus=12, dim=128, num_heads=4),
-    "student_tiny_synth_disfa": StudentConfig(embed_dim=192, num_aus=8, dim=128, num_heads=4),
+    # ViT-B/16 MAE latents (14 x 14 grid) -> the ResNet-50 teacher's width (UPSTREAM §2.1: C = 2048 // 4).
+    "student_vitb_bp4d": StudentConfig(embed_dim=768, num_patches=196, num_aus=12, dim=512, num_heads=8),
+    "student_vitb_disfa": StudentConfig(embed_dim=768, num_patches=196, num_aus=8, dim=512, num_heads=8),
+    # The SynthFACS ViT (width 192, 8 x 8 grid at 64 px) -> its ResNet-18 teacher's width (C = 512 // 4).
+    "student_tiny_synth_bp4d": StudentConfig(embed_dim=192, num_patches=64, num_aus=12, dim=128, num_heads=4),
+    "student_tiny_synth_disfa": StudentConfig(embed_dim=192, num_patches=64, num_aus=8, dim=128, num_heads=4),
 }
 
 TEACHER_HEAD_PREFIX = "head."
@@ -92,12 +100,65 @@ class CrossBlock(nn.Module):
         return q + self.mlp(self.norm_mlp(q))
 
 
-class LatentStudent(nn.Module):
-    """Visible MAE latents -> ``AUOutput`` with the teacher's node/edge features, probabilities and edge logits."""
+class GridReadout(nn.Module):
+    """Position-aware readout: visible latents on their grid cells, a learned mask embedding elsewhere, and per AU
+    ``R`` learned spatial maps over the cells followed by a per-AU linear map.
 
-    def __init__(self, config: StudentConfig = StudentConfig()) -> None:
+    Node i = ``W_i [A_i1 X, ..., A_iR X] + b_i`` where X (1+L, C) holds the projected cls token and the L cells. This
+    is a rank-R factorisation of a full position-indexed linear map (R = 1+L recovers it) that stays cheap at ViT-B:
+    N*R*(1+L)*C + N*R*C*C MACs, about 3 % of a ViT-B/16 encoder at 50 % occlusion.
+    """
+
+    def __init__(self, c: StudentConfig) -> None:
         super().__init__()
-        self.config = c = config
+        self.use_cls = c.use_cls
+        self.norm = nn.LayerNorm(c.embed_dim)
+        self.proj = nn.Linear(c.embed_dim, c.dim)
+        self.mask_embed = nn.Parameter(torch.zeros(1, 1, c.dim))  # what an occluded (or unread cls) cell holds
+        cells = 1 + c.num_patches
+        # Maps start as mean pooling plus noise, so every AU first sees the whole face and then learns where to look.
+        self.maps = nn.Parameter(torch.full((c.num_aus, c.spatial_maps, cells), 1.0 / cells))
+        self.mix = nn.Parameter(torch.empty(c.num_aus, c.spatial_maps * c.dim, c.dim))
+        self.mix_bias = nn.Parameter(torch.zeros(c.num_aus, c.dim))
+        self.out_norm = nn.LayerNorm(c.dim)
+        with torch.no_grad():
+            self.maps.add_(torch.randn_like(self.maps) / cells**0.5)
+            nn.init.normal_(self.mask_embed, std=0.02)
+            nn.init.normal_(self.mix, std=(c.spatial_maps * c.dim) ** -0.5)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"mask_embed", "mix_bias"}
+
+    def cells(self, latents: VisibleLatents) -> Tensor:
+        """Visible latents (B, 1+K, D) -> the projected grid (B, 1+L, C): cls first, then cells in raster order."""
+        tokens, padding, ids_keep = latents.tokens, latents.padding_mask, latents.ids_keep
+        B, L = latents.token_mask.shape
+        x = self.proj(self.norm(tokens))  # (B, 1+K, C)
+        C = x.shape[-1]
+        # Padded slots go to a spare cell 1+L that is dropped, so neither their content nor their number matters.
+        slots = (ids_keep + 1).masked_fill(padding[:, 1:], L + 1)  # (B, K)
+        grid = self.mask_embed.expand(B, L + 2, C).clone()  # (B, 2+L, C)
+        grid = grid.scatter(1, slots.unsqueeze(-1).expand(-1, -1, C), x[:, 1:])
+        if self.use_cls:
+            grid = torch.cat([x[:, :1], grid[:, 1:]], dim=1)
+        return grid[:, : L + 1]  # (B, 1+L, C)
+
+    def forward(self, latents: VisibleLatents) -> tuple[Tensor, Tensor, Tensor]:
+        """-> nodes (B, N, C), context (B, 1+L, C) and its padding mask (B, 1+L) (all False: every cell exists)."""
+        grid = self.cells(latents)  # (B, 1+L, C)
+        pooled = torch.einsum("nrl,blc->bnrc", self.maps, grid).flatten(2)  # (B, N, R*C)
+        nodes = torch.einsum("bnk,nkc->bnc", pooled, self.mix) + self.mix_bias  # (B, N, C)
+        return self.out_norm(nodes), grid, grid.new_zeros(grid.shape[:2], dtype=torch.bool)
+
+
+class SetReadout(nn.Module):
+    """Order-free readout (ablation): N learned AU queries, started from AFG pooling, read the visible latents
+    through ``depth`` masked cross-attention blocks. A learnable *null* key/value is always attendable, so a face
+    with no visible patch gets a learned default instead of a softmax over nothing (NaN)."""
+
+    def __init__(self, c: StudentConfig) -> None:
+        super().__init__()
+        self.config = c
         self.proj = nn.Sequential(nn.Linear(c.embed_dim, c.dim), nn.LayerNorm(c.dim))
         self.null_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.au_queries = nn.Parameter(torch.zeros(1, c.num_aus, c.dim))
@@ -106,32 +167,16 @@ class LatentStudent(nn.Module):
         self.afg_bias = nn.Parameter(torch.zeros(c.num_aus, c.dim)) if c.afg_init else None
         self.node_blocks = nn.ModuleList(CrossBlock(c.dim, c.num_heads, c.mlp_ratio, c.drop) for _ in range(c.depth))
         self.node_norm = nn.LayerNorm(c.dim)
-        self.pair_mlp = Mlp(3 * c.dim, c.dim, c.dim, drop=c.drop)
-        self.edge_blocks = nn.ModuleList(
-            CrossBlock(c.dim, c.num_heads, c.mlp_ratio, c.drop) for _ in range(c.edge_depth)
-        )
-        self.edge_norm = nn.LayerNorm(c.dim)
-        # The teacher's graph head, under its names (head.gnn / head.sc / head.edge_fc in the teacher).
-        self.gnn = GatedGCN(c.dim, c.num_aus, num_layers=c.gcn_layers)
-        self.sc = nn.Parameter(torch.empty(c.num_aus, c.dim))
-        self.edge_fc = nn.Linear(c.dim, 4)
         nn.init.normal_(self.null_token, std=0.02)
         nn.init.normal_(self.au_queries, std=0.02)
         if self.afg_weight is not None:
             nn.init.normal_(self.afg_weight, std=(2.0 / c.dim) ** 0.5)
-        nn.init.xavier_uniform_(self.sc)
-        nn.init.xavier_uniform_(self.edge_fc.weight)
 
     def no_weight_decay(self) -> set[str]:
         return {"null_token", "au_queries", "afg_bias"}
 
     def context(self, tokens: Tensor, padding_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Latents (B, 1+K, D) -> keys (B, 2+K, C) with the null token first, and their padding mask (B, 2+K)."""
-        if tokens.shape[:2] != padding_mask.shape or tokens.shape[-1] != self.config.embed_dim:
-            raise ValueError(
-                f"latents {tuple(tokens.shape)} / padding_mask {tuple(padding_mask.shape)} do not fit "
-                f"(B, 1+K, {self.config.embed_dim}) / (B, 1+K)"
-            )
         padding_mask = padding_mask.to(torch.bool)
         if not self.config.use_cls:
             padding_mask = torch.cat([padding_mask.new_ones(padding_mask.shape[0], 1), padding_mask[:, 1:]], dim=1)
@@ -139,19 +184,15 @@ class LatentStudent(nn.Module):
         x = torch.cat([self.null_token.expand(x.shape[0], -1, -1), x], dim=1)  # (B, 2+K, C)
         return x, torch.cat([padding_mask.new_zeros(x.shape[0], 1), padding_mask], dim=1)
 
-    def forward_features(self, tokens: Tensor, padding_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Latents (B, 1+K, D), padding_mask (B, 1+K) -> (nodes (B, N, C), edges (B, N*N, C)) before the GCN."""
-        context, mask = self.context(tokens, padding_mask)
+    def forward(self, latents: VisibleLatents) -> tuple[Tensor, Tensor, Tensor]:
+        """-> nodes (B, N, C), context (B, 2+K, C) and its padding mask (B, 2+K)."""
+        context, mask = self.context(latents.tokens, latents.padding_mask)
         nodes = self.au_queries.expand(context.shape[0], -1, -1)  # (B, N, C)
         if self.afg_weight is not None:
             nodes = nodes + self.afg(context, mask)
         for blk in self.node_blocks:
             nodes = blk(nodes, context, mask)
-        nodes = self.node_norm(nodes)
-        edges = self.pair_mlp(torch.cat([pair_end(nodes), pair_start(nodes), pair_end(nodes) * pair_start(nodes)], -1))
-        for blk in self.edge_blocks:
-            edges = blk(edges, context, mask)  # (B, N*N, C)
-        return nodes, self.edge_norm(edges)
+        return self.node_norm(nodes), context, mask
 
     def afg(self, context: Tensor, mask: Tensor) -> Tensor:
         """Per-AU features of every visible token, averaged: (B, T, C) -> (B, N, C).
@@ -165,6 +206,46 @@ class LatentStudent(nn.Module):
         per_token = torch.relu(torch.einsum("btc,ncd->bntd", context, self.afg_weight) + self.afg_bias[:, None])
         return (per_token * keep[:, None, :, None]).sum(2) / keep.sum(1).clamp(min=1)[:, None, None]
 
+
+class LatentStudent(nn.Module):
+    """Visible MAE latents -> ``AUOutput`` with the teacher's node/edge features, probabilities and edge logits."""
+
+    def __init__(self, config: StudentConfig = StudentConfig()) -> None:
+        super().__init__()
+        self.config = c = config
+        self.readout = GridReadout(c) if c.readout == "grid" else SetReadout(c)
+        self.pair_mlp = Mlp(3 * c.dim, c.dim, c.dim, drop=c.drop)
+        self.edge_blocks = nn.ModuleList(
+            CrossBlock(c.dim, c.num_heads, c.mlp_ratio, c.drop) for _ in range(c.edge_depth)
+        )
+        self.edge_norm = nn.LayerNorm(c.dim)
+        # The teacher's graph head, under its names (head.gnn / head.sc / head.edge_fc in the teacher).
+        self.gnn = GatedGCN(c.dim, c.num_aus, num_layers=c.gcn_layers)
+        self.sc = nn.Parameter(torch.empty(c.num_aus, c.dim))
+        self.edge_fc = nn.Linear(c.dim, 4)
+        nn.init.xavier_uniform_(self.sc)
+        nn.init.xavier_uniform_(self.edge_fc.weight)
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"readout.{name}" for name in self.readout.no_weight_decay()}
+
+    def forward_features(self, latents: VisibleLatents) -> tuple[Tensor, Tensor]:
+        """Visible latents -> (nodes (B, N, C), edges (B, N*N, C)) before the GCN."""
+        tokens = latents.tokens
+        if tokens.shape[:2] != latents.padding_mask.shape or tokens.shape[-1] != self.config.embed_dim:
+            raise ValueError(
+                f"latents {tuple(tokens.shape)} / padding_mask {tuple(latents.padding_mask.shape)} do not fit "
+                f"(B, 1+K, {self.config.embed_dim}) / (B, 1+K)"
+            )
+        if latents.token_mask.shape[1] != self.config.num_patches:
+            raise ValueError(f"latents come from a {latents.token_mask.shape[1]}-patch grid; the student was built "
+                             f"for {self.config.num_patches} (StudentConfig.num_patches)")
+        nodes, context, mask = self.readout(latents)
+        edges = self.pair_mlp(torch.cat([pair_end(nodes), pair_start(nodes), pair_end(nodes) * pair_start(nodes)], -1))
+        for blk in self.edge_blocks:
+            edges = blk(edges, context, mask)  # (B, N*N, C)
+        return nodes, self.edge_norm(edges)
+
     def forward_head(self, nodes: Tensor, edges: Tensor) -> AUOutput:
         nodes, edges = self.gnn(nodes, edges)  # ReLU'd nodes: non-negative, as the cosine classifier needs
         return AUOutput(
@@ -175,7 +256,7 @@ class LatentStudent(nn.Module):
         )
 
     def forward(self, latents: VisibleLatents) -> AUOutput:
-        return self.forward_head(*self.forward_features(latents.tokens, latents.padding_mask))
+        return self.forward_head(*self.forward_features(latents))
 
     @torch.no_grad()
     def init_from_teacher(self, teacher_state: Mapping[str, Tensor]) -> list[str]:
@@ -197,6 +278,46 @@ class LatentStudent(nn.Module):
         for k, v in own.items():
             v.copy_(teacher_state[TEACHER_HEAD_PREFIX + k])
         return sorted(own)
+
+
+class EncoderStudent(nn.Module):
+    """The method as one module: the MAE encoder on the visible tokens of an occluded face, then the student.
+
+    Its ``state_dict`` (``encoder.*``, ``student.*``) is the student bundle a checkpoint stores. When the encoder is
+    fine-tuned, ``lr_scales`` gives MAE fine-tuning's layer-wise learning-rate decay: block i of D is scaled by
+    ``layer_decay ** (D - i)``, the patch embedding and cls token by ``layer_decay ** (D + 1)``, so the layers
+    closest to the pixels move least.
+    """
+
+    def __init__(self, encoder: MaskedAutoencoderViT, student: LatentStudent, layer_decay: float = 1.0) -> None:
+        super().__init__()
+        if encoder.has_decoder:
+            raise ValueError("EncoderStudent takes an encoder-only MAE (occau.models.mae.encoder_only)")
+        if (encoder.config.embed_dim, encoder.config.num_patches) != (student.config.embed_dim,
+                                                                      student.config.num_patches):
+            raise ValueError(f"student built for D={student.config.embed_dim}, L={student.config.num_patches}; the "
+                             f"encoder gives D={encoder.config.embed_dim}, L={encoder.config.num_patches}")
+        self.encoder, self.student, self.layer_decay = encoder, student, layer_decay
+
+    def forward(self, images: Tensor, token_mask: Tensor) -> AUOutput:
+        return self.student(self.encoder.encode_visible(images, token_mask))
+
+    def no_weight_decay(self) -> set[str]:
+        return ({f"encoder.{n}" for n in self.encoder.no_weight_decay()}
+                | {f"student.{n}" for n in self.student.no_weight_decay()})
+
+    def lr_scales(self) -> dict[str, float]:
+        """Learning-rate multiplier of every encoder parameter (student parameters: 1)."""
+        depth = len(self.encoder.blocks)
+        scales = {}
+        for name, _ in self.encoder.named_parameters():
+            if name.startswith("blocks."):
+                scales[f"encoder.{name}"] = self.layer_decay ** (depth - int(name.split(".")[1]))
+            elif name.startswith("norm."):
+                scales[f"encoder.{name}"] = 1.0
+            else:  # patch_embed, cls_token, pos_embed
+                scales[f"encoder.{name}"] = self.layer_decay ** (depth + 1)
+        return scales
 
 
 def build_student(name_or_config: str | StudentConfig) -> LatentStudent:

@@ -49,7 +49,10 @@ class OptimConfig:
     epochs: int = 20
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
-    layer_freeze: tuple[str, ...] = ()  # parameter-name prefixes kept frozen
+    # Student stage: fine-tune the MAE encoder with the student (still on the visible tokens only), with
+    # layer-wise lr decay as MAE fine-tuning does; False keeps it frozen.
+    finetune_encoder: bool = False
+    layer_decay: float = 1.0
 
 
 @dataclass
@@ -66,6 +69,18 @@ class TrainerConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """The grid-linear AU probe that watches MAE pretraining (occau.training.probe); ``every_n_epochs`` 0 = off."""
+
+    every_n_epochs: int = 0
+    fit_split: str = "train"  # labelled faces the probe is fitted on (fold 1)
+    score_split: str = "val"  # faces it is scored on; "test" only for the shipped MAE's own probe subjects
+    stride: int = 1  # every n-th face of each split
+    steps: int = 300
+    seed: int = 0
+
+
+@dataclass
 class StageConfig:
     """One training run: ``stage`` is "mae", "teacher" or "student"."""
 
@@ -77,11 +92,17 @@ class StageConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     init: dict[str, str] = field(default_factory=dict)  # checkpoints to start from, by role
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # MAE stage only
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.probe.every_n_epochs and self.stage != "mae":
+            raise ValueError(f"probe is for the mae stage, not {self.stage!r}")
+        if self.probe.score_split == "test" and self.data.preset != "mae-pool":
+            raise ValueError("probe.score_split 'test' would score on a fold's test subjects; it is allowed only for "
+                             "the 'mae-pool' preset, whose labelled subjects are probe subjects outside every fold")
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:

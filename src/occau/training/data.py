@@ -99,8 +99,9 @@ class FaceTensors(Dataset):
         sample: FaceSample = self.faces[index]
         image = sample["image"]
         rng = np.random.default_rng([self.seed, epoch, index])
+        flipped = False
         if self.train:
-            image = self._augment(image, rng)
+            image, flipped = self._augment(image, rng)
         occluded, token_mask = self._occlude(image, sample, rng)
         out = {
             "image": to_model_input(np.ascontiguousarray(occluded)),
@@ -108,20 +109,22 @@ class FaceTensors(Dataset):
             "labels": torch.as_tensor(sample["labels"], dtype=torch.float32),
             "label_mask": torch.as_tensor(sample["label_mask"], dtype=torch.bool),
             "index": torch.tensor(index),
+            "flipped": torch.tensor(flipped),  # with "index", the key of cached teacher targets
         }
         if self.with_clean:
             out["clean_image"] = to_model_input(np.ascontiguousarray(image))
         return out
 
-    def _augment(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if self.hflip and rng.random() < 0.5:
+    def _augment(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        flipped = bool(self.hflip and rng.random() < 0.5)
+        if flipped:
             image = image[:, ::-1]
         if self.color_jitter > 0:  # brightness and contrast, as upstream's ColorJitter(0.4, 0.4) at 0.4
             brightness, contrast = 1 + rng.uniform(-self.color_jitter, self.color_jitter, 2)
             pixels = image.astype(np.float32)
             pixels = (pixels - pixels.mean()) * contrast + pixels.mean()
             image = np.clip(pixels * brightness, 0, 255).astype(np.uint8)
-        return image
+        return image, flipped
 
     def _occlude(self, image: np.ndarray, sample: FaceSample, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         grid = image.shape[0] // self.patch_size

@@ -15,17 +15,26 @@ from torch import nn
 from occau.training.config import OptimConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool) -> list[dict]:
+def param_groups(model: nn.Module, weight_decay: float, decay_1d: bool, lr: float | None = None) -> list[dict]:
     """Trainable parameters split into decayed and non-decayed groups (``decay_1d`` keeps upstream ME-GraphAU's
-    decay-everything behaviour)."""
+    decay-everything behaviour), and by learning-rate scale when the model has ``lr_scales()`` (layer-wise decay
+    when fine-tuning a pretrained encoder); a group's ``lr`` is ``lr * scale``."""
     skip = set(getattr(model, "no_weight_decay", lambda: set())())
-    decay, no_decay = [], []
+    scales = getattr(model, "lr_scales", lambda: {})()
+    groups: dict[tuple[bool, float], list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         is_1d = param.ndim <= 1 or name.endswith(".bias") or name in skip
-        (no_decay if is_1d and not decay_1d else decay).append(param)
-    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+        key = (not (is_1d and not decay_1d), scales.get(name, 1.0))
+        groups.setdefault(key, []).append(param)
+    out = []
+    for (decayed, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decayed else 0.0}
+        if lr is not None:
+            group["lr"] = lr * scale
+        out.append(group)
+    return out
 
 
 def build_optimizer(params: Iterable[dict], config: OptimConfig) -> torch.optim.Optimizer:
@@ -46,7 +55,7 @@ def cosine_lambda(total_steps: int, warmup_steps: int, min_ratio: float):
 
 def configure_adamw(models: Iterable[nn.Module], config: OptimConfig, decay_1d: bool, stepping_batches: int) -> dict:
     """Lightning's ``configure_optimizers`` answer for the trained ``models``: AdamW + the per-step schedule."""
-    groups = [g for model in models for g in param_groups(model, config.weight_decay, decay_1d=decay_1d)]
+    groups = [g for model in models for g in param_groups(model, config.weight_decay, decay_1d, lr=config.lr)]
     optimizer = build_optimizer(groups, config)
     steps_per_epoch = int(stepping_batches // max(1, config.epochs))
     return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config, steps_per_epoch)}

@@ -19,7 +19,6 @@ from lightning.pytorch.loggers import CSVLogger
 
 from occau.aus import dataset_aus
 from occau.checkpoints.io import save_checkpoint
-from occau.checkpoints.mae import DECODER_PREFIXES
 from occau.checkpoints.student import student_meta
 from occau.data.statistics import class_weights
 from occau.training.config import StageConfig, save_config, to_dict
@@ -86,6 +85,10 @@ def train_stage(
     save_config(config, out_dir / "config.yaml")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module, datamodule = _build(config)
+    if config.stage == "mae" and config.probe.every_n_epochs:
+        from occau.training.probe import ProbeCallback
+
+        callbacks = [*callbacks, ProbeCallback(config.data, config.probe, module.model.config.patch_size, out_dir)]
     trainer = build_trainer(config, out_dir, callbacks)
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None, weights_only=True)
@@ -150,6 +153,8 @@ def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
     }
     if config.stage == "mae":
         meta = mae_meta(module.model, config.name or "mae", TRAINED_LICENSE) | provenance
+        if (out_dir / "probe.json").is_file():  # the AU probe's curve over pretraining, vs a random-init encoder
+            meta["probe"] = json.loads((out_dir / "probe.json").read_text())
         return {config.name or "mae": save_checkpoint(out_dir / "mae.safetensors", module.model.state_dict(), meta)}
     provenance["aus"] = list(dataset_aus(config.data.dataset))
     exported = {}
@@ -158,10 +163,9 @@ def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
         if config.stage == "teacher":
             meta = megraphau_meta(module.model.config)
         else:
-            meta = student_meta(module.students[name].config, module.encoder, module.variants[name])
-            state = {f"student.{k}": v for k, v in state.items()}
-            state |= {f"encoder.{k}": v for k, v in module.encoder.state_dict().items()
-                      if not k.startswith(DECODER_PREFIXES)}
+            model = module.models[name]  # state: encoder.* + student.*, the bundle layout
+            meta = student_meta(model.student.config, model.encoder, module.variants[name])
+            meta["encoder_training"] = "fine-tuned" if config.optim.finetune_encoder else "frozen"
         meta |= provenance | {"selection": selection, "name": name}
         exported[name] = save_checkpoint(out_dir / f"{name}.safetensors", state, meta)
     (out_dir / "selection.json").write_text(json.dumps(

@@ -1,28 +1,37 @@
-"""Student training: the frozen MAE encoder sees the visible tokens of an occluded face, the frozen teacher sees the
+"""Student training: the MAE encoder sees the visible tokens of an occluded face, the teacher's targets come from the
 clean face, and each student learns AU labels plus node/edge distillation from the teacher.
 
 Several students with different loss weights (the paper's method and its KD ablations) train side by side on the
-same batches: they share the encoder and teacher passes, which dominate the cost, and their parameters and losses
-are disjoint, so summing their losses trains each exactly as if it were alone.
+same batches; their parameters and losses are disjoint, so summing their losses trains each exactly as if it were
+alone. With a frozen encoder they share its pass; with ``optim.finetune_encoder`` each student owns a copy of the
+encoder that it fine-tunes (layer-wise lr decay ``optim.layer_decay``), still on the visible tokens only.
+
+The teacher's targets depend only on the clean face and its flip, so they are computed once per training face and
+flip when training starts (``TeacherTargets``), not once per step: a student step then costs no teacher pass.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from occau.data.transforms import to_model_input
 from occau.losses.distill import DISTILLATION_PRESETS, DistillationConfig, DistillationLoss
-from occau.models.mae import MaskedAutoencoderViT
+from occau.models.mae import MaskedAutoencoderViT, encoder_only
 from occau.models.megraphau.model import MEGraphAU
 from occau.models.outputs import AUOutput
-from occau.models.student import LatentStudent, StudentConfig
+from occau.models.student import EncoderStudent, LatentStudent, StudentConfig
 from occau.training.au_module import AUTrainingModule
 from occau.training.config import StageConfig, from_dict
 
 
 def student_variants(loss: dict) -> dict[str, DistillationConfig]:
-    """``loss.variants`` maps a method name to a preset name or to explicit weights."""
+    """``loss.variants`` maps a method name to a preset name or to explicit weights; ``loss.kd`` holds weights that
+    every explicit variant shares (e.g. the feature distance), so presets state them once."""
     variants = loss.get("variants") or {"student": "full"}
+    shared = dict(loss.get("kd") or {})
     out = {}
     for name, spec in variants.items():
         if isinstance(spec, str):
@@ -30,8 +39,43 @@ def student_variants(loss: dict) -> dict[str, DistillationConfig]:
                 raise ValueError(f"loss.variants.{name}: unknown preset {spec!r}; known: {sorted(DISTILLATION_PRESETS)}")
             out[name] = DISTILLATION_PRESETS[spec]
         else:
-            out[name] = from_dict(DistillationConfig, dict(spec), f"loss.variants.{name}.")
+            out[name] = from_dict(DistillationConfig, {**shared, **dict(spec)}, f"loss.variants.{name}.")
     return out
+
+
+class TeacherTargets(nn.Module):
+    """The teacher's outputs on every clean training face and its mirror image, computed once: (F, 2, ...) buffers
+    indexed by ``(batch["index"], batch["flipped"])``. Stored in float16 (features are post-ReLU magnitudes of
+    order 1; cosine KD is insensitive to the rounding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields = ("probs", "node_features", "edge_features", "edge_logits")
+
+    @torch.no_grad()
+    def compute(self, teacher: MEGraphAU, faces, batch_size: int = 128, progress: bool = True) -> None:
+        stored: dict[str, list[Tensor]] = {f: [] for f in self.fields}
+        bar = tqdm(total=len(faces), desc="teacher targets (clean faces x 2 flips)", unit="face", disable=not progress)
+        for start in range(0, len(faces), batch_size):
+            images = [faces[i]["image"] for i in range(start, min(start + batch_size, len(faces)))]
+            pairs = [to_model_input(np.ascontiguousarray(im[:, ::-1] if flip else im))
+                     for im in images for flip in (False, True)]
+            out = teacher(torch.stack(pairs).to(self._device(teacher)))
+            for f in self.fields:
+                value = getattr(out, f)
+                stored[f].append(value.reshape(len(images), 2, *value.shape[1:]).half().cpu())
+            bar.update(len(images))
+        bar.close()
+        for f in self.fields:
+            self.register_buffer(f, torch.cat(stored[f]), persistent=False)
+
+    def lookup(self, index: Tensor, flipped: Tensor) -> AUOutput:
+        index, flipped = index.cpu(), flipped.long().cpu()
+        return AUOutput(**{f: getattr(self, f)[index, flipped].float() for f in self.fields})
+
+    @staticmethod
+    def _device(model: nn.Module) -> torch.device:
+        return next(model.parameters()).device
 
 
 class StudentModule(AUTrainingModule):
@@ -41,40 +85,72 @@ class StudentModule(AUTrainingModule):
         self, config: StageConfig, class_weights: list[float], encoder: MaskedAutoencoderViT, teacher: MEGraphAU
     ) -> None:
         super().__init__(config, class_weights)
-        self.encoder, self.teacher = encoder, teacher
-        for frozen in (encoder, teacher):
-            frozen.requires_grad_(False)
+        self.teacher = teacher.requires_grad_(False)
+        self.finetune = config.optim.finetune_encoder
         self.variants = student_variants(config.loss)
-        student_config = from_dict(StudentConfig, config.model, "model.")
-        self.students = nn.ModuleDict({name: LatentStudent(student_config) for name in self.variants})
+        student_config = from_dict(StudentConfig, student_model_values(config.model, encoder), "model.")
+        shared = None if self.finetune else encoder_only(encoder).requires_grad_(False)
+        self.models = nn.ModuleDict({
+            name: EncoderStudent(encoder_only(encoder) if self.finetune else shared, LatentStudent(student_config),
+                                 layer_decay=config.optim.layer_decay)
+            for name in self.variants
+        })
         self.losses = nn.ModuleDict({n: DistillationLoss(c, weight=self.class_weights) for n, c in self.variants.items()})
         if config.loss.get("init_from_teacher", True):
-            for student in self.students.values():
-                student.init_from_teacher(teacher.state_dict())
+            for model in self.models.values():
+                model.student.init_from_teacher(teacher.state_dict())
+        self.targets = TeacherTargets()
+        self.needs_teacher = any(c.needs_teacher for c in self.variants.values())
+
+    @property
+    def shared_encoder(self) -> MaskedAutoencoderViT | None:
+        return None if self.finetune else next(iter(self.models.values())).encoder
 
     def train(self, mode: bool = True):
         """Frozen models stay in eval mode (BatchNorm statistics, dropout) whatever Lightning asks."""
         super().train(mode)
-        self.encoder.eval()
         self.teacher.eval()
+        if self.shared_encoder is not None:
+            self.shared_encoder.eval()
         return self
 
+    def on_fit_start(self) -> None:
+        if self.needs_teacher and not hasattr(self.targets, "probs"):
+            faces = self.trainer.datamodule.train_set.faces
+            self.targets.compute(self.teacher, faces, progress=self.config.trainer.progress_bar)
+
     def trained_models(self) -> dict[str, nn.Module]:
-        return dict(self.students.items())
+        return dict(self.models.items())
+
+    def _outputs(self, batch: dict[str, Tensor]) -> dict[str, AUOutput]:
+        if self.shared_encoder is None:
+            return {name: model(batch["image"], batch["token_mask"]) for name, model in self.models.items()}
+        with torch.no_grad():
+            latents = self.shared_encoder.encode_visible(batch["image"], batch["token_mask"])
+        return {name: model.student(latents) for name, model in self.models.items()}
 
     def predict_all(self, batch: dict[str, Tensor]) -> dict[str, AUOutput]:
-        latents = self.encoder.encode_visible(batch["image"], batch["token_mask"])
-        return {name: student(latents) for name, student in self.students.items()}
+        return self._outputs(batch)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        with torch.no_grad():
-            latents = self.encoder.encode_visible(batch["image"], batch["token_mask"])
-            needs_teacher = any(c.needs_teacher for c in self.variants.values())
-            target = self.teacher(batch["clean_image"]) if needs_teacher else None
+        target = None
+        if self.needs_teacher:
+            target = self.targets.lookup(batch["index"], batch["flipped"])
+            target = AUOutput(**{k: v.to(self.device) for k, v in vars(target).items()})
         total = 0.0
-        for name, student in self.students.items():
-            terms = self.losses[name](student(latents), target, batch["labels"], batch["label_mask"])
+        first = next(iter(self.models))
+        for name, out in self._outputs(batch).items():
+            terms = self.losses[name](out, target, batch["labels"], batch["label_mask"])
             for term, value in terms.items():
-                self.log(f"train/{name}/{term}", value, prog_bar=(term == "total" and name == next(iter(self.students))))
+                self.log(f"train/{name}/{term}", value, prog_bar=(term == "total" and name == first))
             total = total + terms["total"]
         return total
+
+
+def student_model_values(model: dict, encoder: MaskedAutoencoderViT) -> dict:
+    """The stage's ``model`` section with the encoder's width and token grid filled in (and checked)."""
+    values = dict(model)
+    for key, actual in (("embed_dim", encoder.config.embed_dim), ("num_patches", encoder.config.num_patches)):
+        if values.setdefault(key, actual) != actual:
+            raise ValueError(f"model.{key} is {values[key]} but the MAE encoder has {actual}")
+    return values

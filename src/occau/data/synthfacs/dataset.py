@@ -33,7 +33,8 @@ from occau.data.synthfacs.render import AU_INDEX, FrameNuisance, render_face
 GENERATOR_VERSION = "1"  # bump whenever a change alters pixels or labels, so stale caches are not reused
 VARIANTS: dict[str, int] = {"synth-bp4d": 1, "synth-disfa": 2}  # the code enters every seed
 SPLITS = ("train", "val", "test", "pretrain", "all")
-_LABELLED, _PRETRAIN = 0, 1
+_LABELLED, _PRETRAIN = 0, 1  # pool offsets within a preset's ``pool_base``
+POOL_PREFIXES = "SPQM"  # subject-id letter of pools 0 (benchmark labelled), 1 (benchmark pretraining), 2, 3
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ class SynthFACSConfig:
     frames_per_sequence: int
     seed: int = 0
     val_fraction: float = 1 / 6  # of each fold's training subjects, held out for model selection
+    # Labelled subjects come from pool ``pool_base``, pretraining subjects from ``pool_base + 1``. Every random
+    # stream is seeded with the pool, so a preset with pool_base 2 (the shipped MAE's pretraining and probe
+    # subjects) draws identities that no benchmark, at any seed, can draw.
+    pool_base: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pool_base not in (0, 2):
+            raise ValueError(f"SynthFACSConfig.pool_base must be 0 (benchmark) or 2 (shipped MAE), got {self.pool_base}")
 
     @property
     def n_frames(self) -> int:
@@ -63,6 +72,11 @@ PRESETS: dict[str, SynthFACSConfig] = {
     # (docs/benchmark.md); every AU is visible at 64 px (see the datasheet gallery).
     "full": SynthFACSConfig("full", image_size=64, n_subjects=96, n_pretrain_subjects=60, sequences_per_subject=4,
                             frames_per_sequence=40),
+    # The shipped MAE's data (docs/pretraining.md): thousands of identities, one 40-frame sequence each (tasks
+    # cycle over identities, so the pool has the labelled parts' expression variety), plus 60 labelled *probe*
+    # subjects that score the latents during pretraining. Both pools are disjoint from every benchmark subject.
+    "mae-pool": SynthFACSConfig("mae-pool", image_size=64, n_subjects=60, n_pretrain_subjects=2400,
+                                sequences_per_subject=1, frames_per_sequence=40, pool_base=2),
 }
 
 
@@ -88,8 +102,8 @@ def _variant_code(variant: str) -> int:
 
 @dataclass(frozen=True)
 class Subject:
-    id: str  # "S001".. labelled, "P001".. pretraining pool
-    pool: int  # 0 labelled, 1 pretraining
+    id: str  # "S001".. labelled, "P001".. pretraining pool ("Q"/"M" in the shipped MAE's pools)
+    pool: int  # config.pool_base + 0 labelled, + 1 pretraining
     index: int  # within its pool
     part: int  # 1..3 for labelled subjects, 0 for the pretraining pool
 
@@ -100,8 +114,12 @@ def all_subjects(config: SynthFACSConfig, variant: str) -> list[Subject]:
     order = np.random.default_rng([config.seed, code, 101]).permutation(config.n_subjects)
     part = np.empty(config.n_subjects, dtype=int)
     part[order] = np.arange(config.n_subjects) % 3 + 1
-    labelled = [Subject(f"S{i + 1:03d}", _LABELLED, i, int(part[i])) for i in range(config.n_subjects)]
-    pretrain = [Subject(f"P{i + 1:03d}", _PRETRAIN, i, 0) for i in range(config.n_pretrain_subjects)]
+    pools = config.pool_base + _LABELLED, config.pool_base + _PRETRAIN
+    labelled = [Subject(f"{POOL_PREFIXES[pools[0]]}{i + 1:03d}", pools[0], i, int(part[i]))
+                for i in range(config.n_subjects)]
+    pretrain = [Subject(f"{POOL_PREFIXES[pools[1]]}{i + 1:04d}" if config.n_pretrain_subjects > 999
+                        else f"{POOL_PREFIXES[pools[1]]}{i + 1:03d}", pools[1], i, 0)
+                for i in range(config.n_pretrain_subjects)]
     return labelled + pretrain
 
 
@@ -113,8 +131,8 @@ def split_subjects(config: SynthFACSConfig, variant: str, split: str, fold: int 
         raise ValueError(f"fold must be 1, 2 or 3 (the test part), got {fold}")
     subjects = all_subjects(config, variant)
     if split == "pretrain":
-        return [s for s in subjects if s.pool == _PRETRAIN]
-    labelled = [s for s in subjects if s.pool == _LABELLED]
+        return [s for s in subjects if s.part == 0]
+    labelled = [s for s in subjects if s.part != 0]
     if split == "all":
         return labelled
     if split == "test":
