@@ -40,7 +40,14 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_results(out_dir: str | Path, results: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``results.md``; ``results`` follows the layout documented in docs/results.md."""
+    """Write ``results.json`` and ``results.md``.
+
+    Layout of ``results`` (F1 in [0, 1], folds as string keys): ``results[method][condition]`` and
+    ``references[name]`` (``all_present``, ``wa_constant``; the same under every condition) are cells
+    ``{"f1_mean", "f1_per_au", "f1_per_fold": {fold: mean}, "f1_per_au_per_fold": {fold: [per AU]}, "n_frames"}``,
+    means over folds first; ``wa_constant`` adds ``train_base_rate_per_fold`` and ``output_per_fold`` (per AU).
+    Next to them: ``dataset``, ``aus``, ``folds``, ``conditions``, ``timings[method]`` and provenance.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "results.json"
