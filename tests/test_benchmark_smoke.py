@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 
 from occau.benchmark import load_bench_config, run_benchmark
 from occau.cli import main
+from occau.data.synthfacs import SynthFACS
 
 METHODS = {"teacher", "teacher_occaug", "mae_recon_teacher", "student", "student_no_kd", "student_node_kd",
            "student_edge_kd"}
@@ -38,11 +40,28 @@ def test_results_json_is_complete(smoke_run):
             assert len(cell["f1_per_au"]) == 12 and all(0.0 <= f <= 1.0 for f in cell["f1_per_au"])
             assert cell["f1_mean"] == pytest.approx(sum(cell["f1_per_au"]) / 12)
             assert list(cell["f1_per_fold"]) == ["1"] and cell["f1_per_fold"]["1"] == pytest.approx(cell["f1_mean"])
+            assert cell["f1_per_au_per_fold"]["1"] == pytest.approx(cell["f1_per_au"])
     assert all(t["ms_per_face"] > 0 for t in results["timings"].values())
     for name in ("results.md", "f1_vs_patch_ratio.png", "per_au_block_heatmaps.png", "inference_time.png"):
         assert (report / name).stat().st_size > 0, name
     markdown = (report / "results.md").read_text()
     assert all(f"| {m} |" in markdown for m in METHODS) and "AU24" in markdown
+    assert "| *all AUs present (reference)* |" in markdown and "| *WA-optimal constant (reference)* |" in markdown
+
+
+def test_references_are_scored_on_the_evaluated_test_faces(smoke_run):
+    """All AUs present scores 2q / (1 + q) per AU of test base rate q, on the same every-2nd test faces."""
+    out, report, _ = smoke_run
+    results = json.loads((report / "results.json").read_text())
+    refs = results["references"]
+    test = SynthFACS("smoke", "synth-bp4d", split="test", fold=1, progress=False)
+    q = test.labels[::2].mean(0)  # (12,) every label known in SynthFACS
+    assert refs["all_present"]["f1_per_au"] == pytest.approx(2 * q / (1 + q))
+    assert refs["all_present"]["n_frames"] == results["results"]["teacher"]["clean"]["n_frames"]
+    train = SynthFACS("smoke", "synth-bp4d", split="train", fold=1, progress=False)
+    assert refs["wa_constant"]["train_base_rate_per_fold"]["1"] == pytest.approx(train.labels.mean(0))
+    present = train.labels.mean(0) >= 1 / 3
+    assert refs["wa_constant"]["f1_per_au"] == pytest.approx(np.where(present, 2 * q / (1 + q), 0.0))
 
 
 def test_clean_teacher_is_unaffected_by_the_clean_condition_of_a_student(smoke_run):
@@ -68,6 +87,8 @@ def test_evaluate_cli_reproduces_the_benchmark_numbers(smoke_run, tmp_path):
     for method in ("teacher", "student", "mae_recon_teacher"):
         for condition in ("clean", "patch50"):
             assert again[method][condition]["f1_per_au"] == pytest.approx(bench[method][condition]["f1_per_au"])
+    again_refs = json.loads((tmp_path / "results.json").read_text())["references"]
+    assert again_refs == json.loads((report / "results.json").read_text())["references"]
 
 
 def test_benchmark_resumes_without_retraining(smoke_run):

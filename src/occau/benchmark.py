@@ -20,8 +20,10 @@ from typing import Any
 import yaml
 
 from occau.aus import dataset_aus
-from occau.evaluation.evaluate import evaluate_conditions, every_nth, mean_over_folds, time_methods
+from occau.evaluation.evaluate import (evaluate_conditions, every_nth, mean_over_folds, references_over_folds,
+                                      time_methods)
 from occau.evaluation.methods import load_methods
+from occau.evaluation.references import fold_references
 from occau.reports.plots import plot_all
 from occau.reports.results import machine_info, software_info, write_results
 from occau.training.config import StageConfig, from_dict
@@ -131,9 +133,16 @@ def _evaluate_fold(bench: BenchConfig, fold: int, fold_dir: Path, mae_path: Path
                                   fill=bench.eval.get("fill", "black"), seed=data.seed)
     timings = time_methods(methods, faces, batch_size=int(bench.eval.get("timing_batch_size", 32)),
                            repeats=int(bench.eval.get("timing_repeats", 5)))
-    fold_result = {"fold": fold, "results": results, "timings": timings}
+    fold_result = {"fold": fold, "results": results, "references": _references(bench, fold), "timings": timings}
     (fold_dir / "fold_results.json").write_text(json.dumps(fold_result, indent=1))
     return fold_result
+
+
+def _references(bench: BenchConfig, fold: int) -> dict[str, dict]:
+    """The reference lines on the fold's evaluated test faces (labels only, so cheap enough to redo on resume)."""
+    data = from_dict(StageConfig, {"data": {**bench.data, "fold": fold}}).data
+    test = every_nth(build_face_dataset(data, "test"), int(bench.eval.get("stride", 1)))
+    return fold_references(build_face_dataset(data, "train"), test)
 
 
 def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
@@ -158,6 +167,8 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
         "software": software_info(),
         "machine": machine_info(),
         "results": mean_over_folds({f: r["results"] for f, r in per_fold.items()}),
+        "references": references_over_folds({f: r.get("references") or _references(bench, f)
+                                             for f, r in per_fold.items()}),  # folds evaluated before references
         "timings": per_fold[bench.folds[0]]["timings"],
         "wall_time_s": round(time.perf_counter() - start, 1),
     }

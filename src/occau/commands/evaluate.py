@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from occau.aus import dataset_aus
-    from occau.evaluation.evaluate import evaluate_conditions, every_nth, mean_over_folds, time_methods
+    from occau.evaluation.evaluate import (evaluate_conditions, every_nth, mean_over_folds, references_over_folds,
+                                          time_methods)
     from occau.evaluation.methods import load_methods
+    from occau.evaluation.references import fold_references
     from occau.occlusion import CONDITIONS
     from occau.reports.plots import plot_all
     from occau.reports.results import machine_info, software_info, write_results
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     folds = [int(f) for f in args.folds.split(",")]
     prepared = args.dataset in ("bp4d", "disfa")
-    per_fold, timings = {}, {}
+    per_fold, references, timings = {}, {}, {}
     for fold in folds:
         methods = load_methods({name: spec.replace("{fold}", str(fold)) for name, spec in specs.items()})
         data = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset, preset=args.preset,
@@ -59,13 +61,14 @@ def run(args: argparse.Namespace) -> int:
         faces = every_nth(build_face_dataset(data, "test"), args.stride)
         per_fold[fold] = evaluate_conditions(methods, faces, conditions, len(dataset_aus(args.dataset)),
                                              batch_size=args.batch_size, fill=args.fill, seed=args.seed, device=device)
+        references[fold] = fold_references(build_face_dataset(data, "train"), faces)
         if not timings:
             timings = time_methods(methods, faces, device=device)
     results = {
         "dataset": args.dataset, "aus": list(dataset_aus(args.dataset)), "folds": folds, "seed": args.seed,
         "preset": args.preset, "conditions": conditions, "fill": args.fill, "methods": specs,
         "software": software_info(), "machine": machine_info(),
-        "results": mean_over_folds(per_fold), "timings": timings,
+        "results": mean_over_folds(per_fold), "references": references_over_folds(references), "timings": timings,
     }
     json_path, md_path = write_results(args.out, results)
     plot_all(results, args.out)

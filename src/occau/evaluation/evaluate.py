@@ -122,19 +122,34 @@ def _sync(device: torch.device) -> None:
 
 
 def mean_over_folds(per_fold: dict[int, dict[str, dict[str, dict]]]) -> dict[str, dict[str, dict]]:
-    """Merge fold results: per-AU and mean F1 averaged over folds (the headline), plus the per-fold means."""
+    """``{fold: {method: {condition: cell}}}`` -> ``{method: {condition: merged cell}}`` (see :func:`merge_folds`)."""
     folds = sorted(per_fold)
     first = per_fold[folds[0]]
-    merged: dict[str, dict[str, dict]] = {}
-    for method, by_condition in first.items():
-        merged[method] = {}
-        for condition in by_condition:
-            runs = [per_fold[f][method][condition] for f in folds]
-            per_au = np.mean([r["f1_per_au"] for r in runs], axis=0)
-            merged[method][condition] = {
-                "f1_mean": float(np.mean([r["f1_mean"] for r in runs])),
-                "f1_per_au": per_au.tolist(),
-                "f1_per_fold": {str(f): r["f1_mean"] for f, r in zip(folds, runs)},
-                "n_frames": int(sum(r["n_frames"] for r in runs)),
-            }
+    return {method: {c: merge_folds({f: per_fold[f][method][c] for f in folds}) for c in by_condition}
+            for method, by_condition in first.items()}
+
+
+def references_over_folds(per_fold: dict[int, dict[str, dict]]) -> dict[str, dict]:
+    """Merge ``{fold: {reference: cell}}`` (``fold_references``) like the methods; list-valued extras such as the
+    WA constant's ``train_base_rate`` are kept per fold as ``{key}_per_fold``."""
+    folds = sorted(per_fold)
+    merged = {}
+    for name, cell in per_fold[folds[0]].items():
+        merged[name] = merge_folds({f: per_fold[f][name] for f in folds})
+        for key in set(cell) - {"f1_mean", "f1_per_au", "n_frames"}:
+            merged[name][f"{key}_per_fold"] = {str(f): per_fold[f][name][key] for f in folds}
     return merged
+
+
+def merge_folds(cells: dict[int, dict]) -> dict:
+    """One method under one condition over folds: per-AU and mean F1 averaged over folds (the headline), the
+    per-fold mean and per-AU F1 (the paper's and ME-GraphAU's per-fold tables), and the test frames in all."""
+    folds = sorted(cells)
+    runs = [cells[f] for f in folds]
+    return {
+        "f1_mean": float(np.mean([r["f1_mean"] for r in runs])),
+        "f1_per_au": np.mean([r["f1_per_au"] for r in runs], axis=0).tolist(),  # (N,)
+        "f1_per_fold": {str(f): r["f1_mean"] for f, r in zip(folds, runs)},
+        "f1_per_au_per_fold": {str(f): list(r["f1_per_au"]) for f, r in zip(folds, runs)},
+        "n_frames": int(sum(r["n_frames"] for r in runs)),
+    }

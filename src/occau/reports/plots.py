@@ -12,30 +12,42 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from occau.aus import au_name  # noqa: E402
+from occau.evaluation.references import REFERENCE_LABELS  # noqa: E402
 from occau.reports.results import BLOCK_CONDITIONS, PATCH_CONDITIONS  # noqa: E402
 
 PATCH_RATIOS = {"clean": 0, "patch25": 25, "patch50": 50, "patch75": 75}
+REFERENCE_STYLE = {"all_present": dict(color="black", linestyle=(0, (6, 3))),
+                   "wa_constant": dict(color="tab:gray", linestyle=(0, (2, 2)))}
 
 
 def plot_patch_curve(results: dict[str, Any], out_png: str | Path) -> Path | None:
-    """Mean F1 against the fraction of randomly occluded patches, one line per method."""
+    """Mean F1 against the fraction of randomly occluded patches, one line per method, the references dashed."""
     by_method = results["results"]
     conditions = [c for c in PATCH_CONDITIONS if c in next(iter(by_method.values()))]
     if len(conditions) < 2:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     x = [PATCH_RATIOS[c] for c in conditions]
     for method, by_condition in by_method.items():
         y = [100 * by_condition[c]["f1_mean"] for c in conditions]
-        style = "-" if method.startswith("student") else "--"
-        ax.plot(x, y, style, marker="o", label=method, linewidth=2 if method == "student" else 1.2)
+        marker = "o" if method.startswith("student") else "s"
+        ax.plot(x, y, marker=marker, label=method, linewidth=2.2 if method == "student" else 1.2)
+    _reference_lines(ax, results)
     ax.set_xlabel("randomly occluded patches (%)")
     ax.set_ylabel("mean F1 (%)")
     ax.set_xticks(x)
     ax.grid(alpha=0.3)
     ax.set_title(f"{results['dataset']}: F1 under random patch occlusion")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the lines span the whole width
     return _save(fig, out_png)
+
+
+def _reference_lines(ax, results: dict[str, Any]) -> None:
+    """The references' mean F1 as dashed horizontal lines, in the legend (they are the same under every condition)."""
+    for name, cell in results.get("references", {}).items():
+        value = 100 * cell["f1_mean"]
+        ax.axhline(value, linewidth=1.3, label=f"{REFERENCE_LABELS[name]} ({value:.1f}, reference)",
+                   **REFERENCE_STYLE.get(name, dict(color="black", linestyle="--")))
 
 
 def plot_block_heatmaps(results: dict[str, Any], out_png: str | Path) -> Path | None:
@@ -45,22 +57,26 @@ def plot_block_heatmaps(results: dict[str, Any], out_png: str | Path) -> Path | 
     if not conditions:
         return None
     aus = [au_name(a) for a in results["aus"]]
-    methods = list(by_method)
-    cols = min(3, len(methods))
-    rows = int(np.ceil(len(methods) / cols))
+    panels = {m: (conditions, [by_method[m][c]["f1_per_au"] for c in conditions]) for m in by_method}
+    references = results.get("references", {})
+    if references:  # one more panel: the references' per-AU F1, the same under every condition
+        panels["references (any condition)"] = ([REFERENCE_LABELS[r] for r in references],
+                                                [references[r]["f1_per_au"] for r in references])
+    cols = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 0.32 * len(conditions) * rows + 1.2 * rows),
                              squeeze=False, layout="constrained")  # keeps the title on the panels, labels apart
     image = None
-    for ax, method in zip(axes.flat, methods):
-        grid = np.array([by_method[method][c]["f1_per_au"] for c in conditions]) * 100
+    for ax, (title, (row_names, values)) in zip(axes.flat, panels.items()):
+        grid = np.array(values) * 100  # (rows, AUs)
         image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        ax.set_title(method, fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks(range(len(aus)), [a[2:] for a in aus], fontsize=7)
-        ax.set_yticks(range(len(conditions)), conditions, fontsize=7)
+        ax.set_yticks(range(len(row_names)), row_names, fontsize=7)
         for (i, j), value in np.ndenumerate(grid):
             ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=5.5,
                     color="white" if value < 55 else "black")
-    for ax in list(axes.flat)[len(methods):]:
+    for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.colorbar(image, ax=axes, shrink=0.8, label="F1 (%)")
     fig.suptitle(f"{results['dataset']}: per-AU F1 (%) under block occlusion (columns: AU number)", fontsize=10)
