@@ -16,7 +16,7 @@ from occau.cli import main
 from occau.data.synthfacs import SynthFACS
 
 METHODS = {"teacher", "teacher_occaug", "mae_recon_teacher", "student", "student_no_kd", "student_node_kd",
-           "student_edge_kd"}
+           "student_edge_kd", "student_random_init"}
 
 
 @pytest.fixture(scope="module")

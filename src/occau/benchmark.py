@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from occau.aus import dataset_aus
+from occau.checkpoints.shipped import SYNTHFACS_MAE, shipped_weights
 from occau.evaluation.evaluate import (evaluate_conditions, every_nth, mean_over_folds, references_over_folds,
                                       time_methods)
 from occau.evaluation.methods import load_methods
@@ -30,13 +31,17 @@ from occau.training.config import StageConfig, from_dict
 from occau.training.data import build_face_dataset
 from occau.training.run import train_stage
 
-# Per fold, in data-flow order; each stage's inputs are earlier stages' exported weights.
-STAGE_ORDER = ("teacher_stage1", "teacher_stage2", "teacher_occaug", "student")
+# Per fold, in data-flow order; each stage's inputs are earlier stages' exported weights. A preset runs the stages
+# it defines (student_control, the no-pretraining control, is optional).
+STAGE_ORDER = ("teacher_stage1", "teacher_stage2", "teacher_occaug", "student", "student_control")
+STUDENT_STAGES = ("student", "student_control")
 STAGE_INIT = {  # stage -> {init role: the stage whose weights it starts from}
     "teacher_stage2": {"stage1": "teacher_stage1"},
     "teacher_occaug": {"weights": "teacher_stage2"},
     "student": {"teacher": "teacher_stage2"},
+    "student_control": {"teacher": "teacher_stage2"},
 }
+MAE_SOURCES = ("shipped", "pretrain")
 EXPORTED_NAME = {"teacher_stage2": "teacher"}  # method names in results
 
 
@@ -45,6 +50,10 @@ class BenchConfig:
     """A benchmark preset: the data, folds and conditions, and one partial StageConfig per stage."""
 
     name: str = "quick"
+    # "shipped": start from the MAE packaged with occau (occau.checkpoints.shipped); "pretrain": train
+    # stages.mae first (``occau bench synth --pretrain-mae``).
+    mae: str = "shipped"
+    seed: int = 0  # every stage's training seed (``--seed`` also sets data.seed, the SynthFACS draw)
     data: dict[str, Any] = field(default_factory=dict)  # DataConfig fields shared by every stage
     trainer: dict[str, Any] = field(default_factory=dict)  # TrainerConfig fields shared by every stage
     folds: list[int] = field(default_factory=lambda: [1, 2, 3])
@@ -75,9 +84,10 @@ def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> Sta
     values.setdefault("data", {})
     values["data"] = {**bench.data, "fold": fold, **values["data"]}
     values["trainer"] = {**bench.trainer, **values.get("trainer", {})}
-    if stage in ("teacher_occaug", "student"):
+    if stage == "teacher_occaug" or stage in STUDENT_STAGES:
         values["data"]["occlusion"] = dict(bench.training_occlusion)
     values.setdefault("name", stage)
+    values.setdefault("seed", bench.seed)
     if values.get("stage") in ("teacher", "student"):  # the AU count (and graph K, as upstream) follow the data
         num_aus = len(dataset_aus(values["data"]["dataset"]))
         values.setdefault("model", {}).setdefault("num_aus", num_aus)
@@ -110,13 +120,13 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) 
         log(f"fold {fold}: already evaluated ({finished})")
         return json.loads(finished.read_text())
     paths: dict[str, Path] = {}
-    for stage in STAGE_ORDER:
+    for stage in (s for s in STAGE_ORDER if s in bench.stages):
         init = {role: str(paths[source]) for role, source in STAGE_INIT.get(stage, {}).items()}
-        if stage == "student":
+        if stage in STUDENT_STAGES:
             init["mae"] = str(mae_path)
         config = stage_config(bench, stage, fold, init=init, name=EXPORTED_NAME.get(stage, stage))
         exported = _trained(fold_dir / stage, config, f"fold {fold}: {stage}", log)
-        paths.update(exported if stage == "student" else {stage: next(iter(exported.values()))})
+        paths.update(exported if stage in STUDENT_STAGES else {stage: next(iter(exported.values()))})
     return _evaluate_fold(bench, fold, fold_dir, mae_path, paths, log)
 
 
@@ -145,6 +155,19 @@ def _references(bench: BenchConfig, fold: int) -> dict[str, dict]:
     return fold_references(build_face_dataset(data, "train"), test)
 
 
+def pretrained_mae(bench: BenchConfig, out_dir: Path, log) -> Path:
+    """The MAE every fold's students and the reconstruct baseline start from: the shipped one, or ``stages.mae``
+    trained now on its own data (pretraining subjects, disjoint from every fold)."""
+    if bench.mae not in MAE_SOURCES:
+        raise ValueError(f"benchmark preset {bench.name}: mae must be one of {MAE_SOURCES}, got {bench.mae!r}")
+    if bench.mae == "shipped":
+        path = shipped_weights(SYNTHFACS_MAE)
+        log(f"mae: the shipped SynthFACS MAE ({path.name})")
+        return path
+    mae_config = stage_config(bench, "mae", fold=bench.folds[0], name="mae")
+    return next(iter(_trained(out_dir / "mae", mae_config, "mae (pretraining subjects)", log).values()))
+
+
 def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
     """Run everything; returns the report folder."""
     out_dir = Path(out_dir)
@@ -152,10 +175,9 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
     start = time.perf_counter()
     bench.data.setdefault("cache_dir", str(out_dir / "data"))
     log(f"benchmark {bench.name}: output in {out_dir}")
-    mae_config = stage_config(bench, "mae", fold=bench.folds[0], name="mae")
-    mae_path = next(iter(_trained(out_dir / "mae", mae_config, "mae (pretraining subjects)", log).values()))
+    mae_path = pretrained_mae(bench, out_dir, log)
     per_fold = {fold: run_fold(bench, fold, out_dir, mae_path, log) for fold in bench.folds}
-    data = mae_config.data
+    data = from_dict(StageConfig, {"data": {**bench.data, "fold": bench.folds[0]}}).data
     results = {
         "dataset": data.dataset,
         "aus": list(dataset_aus(data.dataset)),

@@ -16,6 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", default=None, help="SynthFACS variant: synth-bp4d (default) or synth-disfa")
     p.add_argument("--data", default=None, help="prepared dataset folder (bp4d/disfa)")
     p.add_argument("--folds", default=None, help="comma-separated folds to run, e.g. 1,2,3")
+    p.add_argument("--seed", type=int, default=None,
+                   help="SynthFACS draw (identities, episodes, folds) and every training seed; default 0")
+    p.add_argument("--pretrain-mae", action="store_true",
+                   help="pretrain the MAE (the preset's stages.mae) instead of starting from the shipped one")
     p.add_argument("--out", required=True, help="output folder (resumes if it holds an earlier run)")
     p.set_defaults(handler=run)
 
@@ -39,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
         bench.data.update(source="prepared", dataset=args.dataset, root=args.data)
     if args.folds:
         bench.folds = [int(f) for f in args.folds.split(",")]
+    if args.seed is not None:
+        bench.data["seed"] = args.seed
+        bench.seed = args.seed
+    if args.pretrain_mae or args.dataset != "synth":
+        bench.mae = "pretrain"
     start = time.monotonic()
 
     def log(message: str) -> None:

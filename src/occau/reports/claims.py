@@ -41,6 +41,8 @@ CLAIMS = (
     Comparison("KD ablation: vs the student without KD", METHOD, CONDITION, "student_no_kd", CONDITION),
     Comparison("KD ablation: vs the student with node KD only", METHOD, CONDITION, "student_node_kd", CONDITION),
     Comparison("KD ablation: vs the student with edge KD only", METHOD, CONDITION, "student_edge_kd", CONDITION),
+    # The paper's premise: the MAE's latent space is worth mining (vs the same student on a random-init encoder).
+    Comparison("premise: vs the no-pretraining control", METHOD, CONDITION, "student_random_init", CONDITION),
 )
 
 

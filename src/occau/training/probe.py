@@ -66,7 +66,7 @@ def load_probe_data(data: DataConfig, probe: ProbeConfig, patch_size: int) -> Pr
     return ProbeData(fit=tensors(probe.fit_split, probe.stride), score=tensors(probe.score_split, probe.stride))
 
 
-def fit_probe(features: Tensor, labels: Tensor, label_mask: Tensor, steps: int, lr: float = 1e-3,
+def fit_probe(features: Tensor, labels: Tensor, label_mask: Tensor, steps: int, lr: float = 1e-2,
               weight_decay: float = 1e-4, seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A linear map (L*D -> N) on standardised grid features with class-balanced logistic loss.
 

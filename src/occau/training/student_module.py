@@ -43,6 +43,9 @@ def student_variants(loss: dict) -> dict[str, DistillationConfig]:
     return out
 
 
+ENCODER_INITS = ("pretrained", "random")
+
+
 class TeacherTargets(nn.Module):
     """The teacher's outputs on every clean training face and its mirror image, computed once: (F, 2, ...) buffers
     indexed by ``(batch["index"], batch["flipped"])``. Stored in float16 (features are post-ReLU magnitudes of
@@ -88,6 +91,12 @@ class StudentModule(AUTrainingModule):
         self.teacher = teacher.requires_grad_(False)
         self.finetune = config.optim.finetune_encoder
         self.variants = student_variants(config.loss)
+        encoder_init = config.loss.get("encoder_init", "pretrained")
+        if encoder_init not in ENCODER_INITS:
+            raise ValueError(f"loss.encoder_init must be one of {ENCODER_INITS}, got {encoder_init!r}")
+        if encoder_init == "random":  # the no-pretraining control: same shape, same training, no MAE pretraining
+            torch.manual_seed(config.seed)
+            encoder = MaskedAutoencoderViT(encoder.config, decoder=False)
         student_config = from_dict(StudentConfig, student_model_values(config.model, encoder), "model.")
         shared = None if self.finetune else encoder_only(encoder).requires_grad_(False)
         self.models = nn.ModuleDict({
