@@ -16,6 +16,12 @@ from typing import Any
 import yaml
 
 STAGES = ("mae", "teacher", "student")
+# What each stage can start from (``init.<role>=FILE``); anything else is a typo that would otherwise train from scratch.
+INIT_ROLES = {
+    "mae": ("mae",),  # continue pretraining from an MAE checkpoint (official, timm or occau)
+    "teacher": ("backbone", "stage1", "weights"),  # ImageNet backbone / stage-1 warm start / a whole trained teacher
+    "student": ("mae", "teacher"),  # the frozen encoder and the frozen teacher
+}
 
 
 @dataclass
@@ -82,6 +88,10 @@ class StageConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        unknown = sorted(set(self.init) - set(INIT_ROLES[self.stage]))
+        if unknown:
+            raise ValueError(f"init: unknown key(s) {unknown} for stage {self.stage!r}; "
+                             f"allowed: {list(INIT_ROLES[self.stage])}")
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:

@@ -33,12 +33,12 @@ def build_face_dataset(data: DataConfig, split: str) -> Dataset:
         config = synthfacs_config(data.preset, seed=data.seed)
         return SynthFACS(config, data.dataset, split=split, fold=data.fold, cache_dir=data.cache_dir)
     if data.source == "prepared":
-        from occau.data.prepared import PreparedDataset
+        from occau.data.prepared import PreparedDataset, read_info
 
         if data.root is None:
             raise ValueError("data.root must name a prepared dataset directory (occau prepare ... --out DIR)")
-        if split == "pretrain":
-            split = "train"  # real faces: MAE pretraining uses the training subjects of the fold
+        if split == "pretrain":  # a face collection is all pretraining data; BP4D/DISFA: the fold's training subjects
+            split = "all" if read_info(data.root)["dataset"] == "faces" else "train"
         return PreparedDataset(data.root, split=split, fold=data.fold)
     raise ValueError(f"data.source must be 'synthfacs' or 'prepared', got {data.source!r}")
 

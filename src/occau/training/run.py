@@ -98,8 +98,11 @@ def _build(config: StageConfig):
     if config.stage == "mae":
         from occau.training.mae_module import MAEModule
 
+        module = MAEModule(config)
+        if "mae" in config.init:
+            _init_mae(module, config.init["mae"])
         patch = int(config.model["patch_size"])
-        return MAEModule(config), FaceDataModule(config.data, patch, train_split="pretrain")
+        return module, FaceDataModule(config.data, patch, train_split="pretrain")
     weights = training_class_weights(config)
     if config.stage == "teacher":
         from occau.training.teacher_module import TeacherModule
@@ -115,6 +118,17 @@ def _build(config: StageConfig):
     teacher = load_megraphau(config.init["teacher"])
     module = StudentModule(config, weights, encoder, teacher)
     return module, FaceDataModule(config.data, encoder.config.patch_size, with_clean=True)
+
+
+def _init_mae(module, path: str) -> None:
+    """Continued pretraining: every weight in the file is loaded; only decoder keys may start fresh (the official
+    ``mae_pretrain`` release has no decoder). Prints what was loaded so a run's log says where it started."""
+    from occau.checkpoints.mae import init_mae_weights
+
+    fresh = init_mae_weights(module.model, path)
+    loaded = len(module.model.state_dict()) - len(fresh)
+    shown = ", ".join(sorted({k.split(".")[0] for k in fresh})) or "none"
+    print(f"mae: {loaded} tensors from {path}; {len(fresh)} start fresh ({shown})", flush=True)
 
 
 def _init_teacher(module, config: StageConfig) -> None:
