@@ -33,7 +33,7 @@ class DataConfig:
     preset: str = "quick"  # SynthFACS preset
     root: str | None = None  # prepared dataset directory (source "prepared")
     cache_dir: str | None = None  # SynthFACS render cache
-    fold: int = 1  # PROTOCOL §4: fold k tests part k
+    fold: int | str = 1  # PROTOCOL §4: fold k tests part k; "all": every subject trains (a model to deploy)
     batch_size: int = 64
     eval_batch_size: int = 128
     num_workers: int = 0
@@ -45,6 +45,13 @@ class DataConfig:
     patch_size: int | None = None  # token grid of occlusion masks; None: the MAE's patch (16 or 8 for teachers)
     val_fraction: float = 1.0  # fraction of the validation split used each epoch (speed)
     seed: int = 0
+
+
+    def __post_init__(self) -> None:
+        if self.fold not in (1, 2, 3, "all"):
+            raise ValueError(f"data.fold must be 1, 2, 3 or all, got {self.fold!r}")
+        if self.fold == "all" and self.source != "prepared":
+            raise ValueError("data.fold=all (train on every subject) is for prepared real data; SynthFACS has folds 1-3")
 
 
 @dataclass

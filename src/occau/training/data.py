@@ -153,7 +153,7 @@ class FaceDataModule(L.LightningDataModule):
         self.train_set = FaceTensors(build_face_dataset(self.data, self.train_split), train=True,
                                      hflip=self.data.hflip, color_jitter=self.data.color_jitter, **common)
         self.val_set = None
-        if self.train_split != "pretrain":
+        if self.train_split != "pretrain" and self.data.fold != "all":  # fold=all: no validation, last epoch kept
             val_faces = build_face_dataset(self.data, "val")
             if self.data.val_fraction < 1.0:
                 keep = np.linspace(0, len(val_faces) - 1, max(1, int(len(val_faces) * self.data.val_fraction)))

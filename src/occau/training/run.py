@@ -159,7 +159,8 @@ def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
     provenance = {
         "license": TRAINED_LICENSE,
         "data": {"source": config.data.source, "dataset": config.data.dataset, "preset": config.data.preset,
-                 "fold": config.data.fold, "test_part": config.data.fold, "seed": config.data.seed},
+                 "fold": config.data.fold, "test_part": None if config.data.fold == "all" else config.data.fold,
+                 "seed": config.data.seed},
         "training": to_dict(config),
     }
     if config.stage == "mae":
