@@ -123,13 +123,30 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def packaged_configs() -> list[str]:
+    """Names of the stage configs installed with occau, e.g. ``real/bp4d_student_vitb.yaml``."""
+    root = Path(__file__).resolve().parents[1] / "configs"
+    return sorted(p.relative_to(root).as_posix() for p in root.glob("real/*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A YAML file, or the name of a packaged config (``real/NAME.yaml``), so commands in the docs need no path to
+    the installed package."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    packaged = Path(__file__).resolve().parents[1] / "configs" / path
+    if path.as_posix() in packaged_configs():
+        return packaged
+    raise FileNotFoundError(f"{path}: config file not found, and not a packaged config ({', '.join(packaged_configs())})")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StageConfig:
-    """Read a stage YAML (or start from defaults) and apply ``a.b=value`` overrides (values parsed as YAML)."""
+    """Read a stage YAML (a file or a packaged name, or start from defaults) and apply ``a.b=value`` overrides
+    (values parsed as YAML)."""
     values: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
+        path = resolve_config_path(path)
         values = yaml.safe_load(path.read_text()) or {}
     for item in overrides:
         key, sep, raw = item.partition("=")
