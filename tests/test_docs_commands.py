@@ -22,7 +22,8 @@ from occau.training.config import load_config, packaged_configs
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "docs/real_data.md", "docs/datasets.md", "docs/detect.md")
-MIN_COMMANDS = {"docs/real_data.md": 12, "docs/datasets.md": 5, "docs/detect.md": 2, "README.md": 1}
+MIN_COMMANDS = {"docs/real_data.md": 14, "docs/datasets.md": 5, "docs/detect.md": 2, "README.md": 1}
+LAUNCHERS = ("srun", "torchrun")  # multi-node launchers that run an occau command
 VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z_0-9]*)\}?")
 
 
@@ -44,8 +45,9 @@ def commands_in_markdown(text: str) -> list[tuple[str, list[str]]]:
                     defined[words[1]] = words[3]
                 elif words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]) and len(words) == 1:
                     defined[words[0].split("=")[0]] = "value"
-                elif words[:1] == ["occau"]:
-                    found.append((segment.strip(), _substitute(segment, words[1:], defined)))
+                elif "occau" in words and (words[0] == "occau" or words[0] in LAUNCHERS):
+                    start = words.index("occau") + 1  # after `srun` or `torchrun ... -m`
+                    found.append((segment.strip(), _substitute(segment, words[start:], defined)))
     return found
 
 

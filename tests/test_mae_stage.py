@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -152,3 +154,27 @@ def test_unknown_init_key_fails_before_training_naming_the_allowed_ones(tmp_path
     expected = rf"stage.yaml: .*unknown key\(s\) \['mea'\] for stage '{stage}'; allowed: {re.escape(str(list(allowed)))}"
     with pytest.raises(ValueError, match=expected):
         load_config(path, ["init.mea=some.safetensors"])
+
+
+@pytest.mark.slow
+def test_mae_stage_under_two_process_ddp_on_cpu(faces: Path, tmp_path: Path) -> None:
+    """2 CPU processes (gloo): the global batch of 2 is split 1 + 1, and the run continues from init.mae."""
+    encoder = _encoder_only_official_file(tmp_path / "pretrain.pth")
+    (tmp_path / "mae.yaml").write_text(MAE_STAGE)
+    model = [f"model.{k}={v}" for k, v in TINY.items()]
+    out = subprocess.run(
+        [sys.executable, "-m", "occau", "train", str(tmp_path / "mae.yaml"), "--out", str(tmp_path / "ddp"),
+         f"data.root={faces}", *model, f"init.mae={tmp_path / 'pretrain.pth'}", "trainer.devices=2",
+         "trainer.strategy=ddp", "optim.epochs=2"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "global batch 2 = 1 per process x 2 process(es)" in out.stdout
+    state, meta = load_checkpoint(tmp_path / "ddp" / "mae.safetensors")
+    assert meta["training"]["trainer"]["devices"] == 2
+    for k, v in encoder.items():
+        if k != "mask_token":
+            torch.testing.assert_close(state[k], v, atol=1e-9, rtol=0)
+    metrics = (tmp_path / "ddp" / "logs" / "metrics.csv").read_text().splitlines()
+    steps = {int(line.split(",")[1]) for line in metrics[1:]}
+    assert max(steps) + 1 == 2 * (4 // 2)  # 2 epochs x (4 faces / 2 per step)

@@ -34,8 +34,8 @@ class DataConfig:
     root: str | None = None  # prepared dataset directory (source "prepared")
     cache_dir: str | None = None  # SynthFACS render cache
     fold: int | str = 1  # PROTOCOL §4: fold k tests part k; "all": every subject trains (a model to deploy)
-    batch_size: int = 64
-    eval_batch_size: int = 128
+    batch_size: int = 64  # the GLOBAL training batch (all processes, all accumulation steps), which lr is tuned for
+    eval_batch_size: int = 128  # per process
     num_workers: int = 0
     hflip: bool = True
     color_jitter: float = 0.0  # brightness/contrast strength, 0 = off
@@ -73,6 +73,8 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "auto"  # "auto": bf16-mixed on GPUs that support it, else 32-true
     gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1  # splits the global batch further, e.g. when a GPU cannot hold its share
+    sync_batchnorm: bool = False  # BatchNorm over the global batch (as upstream's single process) instead of per GPU
     log_every_n_steps: int = 10
     progress_bar: bool = True
     max_steps: int = -1  # for smoke runs

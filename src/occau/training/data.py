@@ -143,7 +143,7 @@ class FaceDataModule(L.LightningDataModule):
     def __init__(self, data: DataConfig, patch_size: int, with_clean: bool = False, train_split: str = "train") -> None:
         super().__init__()
         self.data, self.patch_size, self.with_clean, self.train_split = data, patch_size, with_clean, train_split
-
+        self.batch_size = data.batch_size  # per process; train_stage sets it from the global batch
     def setup(self, stage: str | None = None) -> None:
         occlusion = None
         if self.data.occlusion:
@@ -162,7 +162,7 @@ class FaceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.data.seed)
-        return self._loader(self.train_set, self.data.batch_size, sampler=sampler, drop_last=True)
+        return self._loader(self.train_set, self.batch_size, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_set is None else self._loader(self.val_set, self.data.eval_batch_size)

@@ -1,6 +1,8 @@
 """Run one training stage from its config: build data and module, fit with Lightning, export safetensors.
 
 The same code runs on one CPU, one GPU, several GPUs or nodes (``trainer.devices``/``num_nodes``/``strategy``).
+``data.batch_size`` is the global batch, the one the learning rate was tuned for: each process loads
+``batch_size / (processes x trainer.accumulate_grad_batches)``, so adding GPUs changes speed, not the recipe.
 An interrupted run resumes from ``OUT/checkpoints/last.ckpt`` (loaded with ``weights_only=True``); because data
 order and augmentation are pure functions of (seed, epoch, index), the resumed run ends where an uninterrupted
 one would. The exported ``*.safetensors`` files carry their config, AU list, input size, data and fold.
@@ -50,6 +52,8 @@ def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Call
         strategy=t.strategy,
         precision=resolve_precision(t.precision),
         gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        sync_batchnorm=t.sync_batchnorm,
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -58,6 +62,19 @@ def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Call
         num_sanity_val_steps=0,
         deterministic=False,
     )
+
+
+def per_process_batch(config: StageConfig, world_size: int) -> int:
+    """The share of the global ``data.batch_size`` one process loads per step (an exact division, or an error: a
+    silently rounded batch would change the recipe)."""
+    parts = world_size * config.trainer.accumulate_grad_batches
+    if config.data.batch_size % parts:
+        raise ValueError(
+            f"data.batch_size={config.data.batch_size} is the global batch and must divide evenly over {world_size} "
+            f"process(es) x {config.trainer.accumulate_grad_batches} accumulation step(s); pick a batch or a device "
+            "count that divide (scale optim.lr with the batch if you change it)"
+        )
+    return config.data.batch_size // parts
 
 
 def teacher_patch_size(config: StageConfig) -> int:
@@ -87,6 +104,11 @@ def train_stage(
     L.seed_everything(config.seed, workers=True, verbose=False)
     module, datamodule = _build(config)
     trainer = build_trainer(config, out_dir, callbacks)
+    datamodule.batch_size = per_process_batch(config, trainer.world_size)
+    if trainer.is_global_zero:
+        print(f"{config.name or config.stage}: global batch {config.data.batch_size} = {datamodule.batch_size} per "
+              f"process x {trainer.world_size} process(es) x {config.trainer.accumulate_grad_batches} accumulation; "
+              f"lr {config.optim.lr:g}; precision {trainer.precision}", flush=True)
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None, weights_only=True)
     if not trainer.is_global_zero:
