@@ -96,7 +96,7 @@ def _check(argv: list[str], where: str) -> None:
     elif args.command == "bench" and args.dataset != "synth":
         from occau.benchmark import load_bench_config
 
-        load_bench_config(args.preset)
+        load_bench_config(args.preset, args.overrides)
     elif args.command == "evaluate" and args.data:
         assert args.dataset, f"{where}: --data without --dataset"
 
