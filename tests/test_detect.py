@@ -276,3 +276,30 @@ def test_colour_estimate_on_a_flat_face():
     covered[40:, :] = (70, 110, 200)  # a blue mask over the lower face
     est = estimate_token_mask(covered, 8).reshape(8, 8)
     assert est[5:].sum() >= 10 and not est[:5].any()
+
+
+def test_high_bit_depth_pictures_are_scaled_not_clipped(detector, astronaut, tmp_path):
+    """16-bit grey/colour PNG, 16-bit TIFF and float TIFF of the astronaut decode to its 8-bit pixels (within
+    rounding), so the face is found; clipping would have turned them white ("no face")."""
+    from PIL import Image
+
+    from occau.detect.inputs import read_image, to_bgr8
+
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
+    wide = astronaut.astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "grey16.png"), grey.astype(np.uint16) * 257)  # Pillow opens it in mode I;16
+    cv2.imwrite(str(tmp_path / "colour16.png"), wide)
+    cv2.imwrite(str(tmp_path / "colour16.tif"), wide)
+    cv2.imwrite(str(tmp_path / "float.tif"), astronaut.astype(np.float32) / 255)  # Pillow cannot identify it
+    Image.fromarray(grey.astype(np.int32) * 257).save(tmp_path / "grey32.tif")
+    for name in ("grey16.png", "grey32.tif"):
+        assert Image.open(tmp_path / name).mode.startswith("I"), name
+        got = read_image(tmp_path / name)
+        assert got.dtype == np.uint8 and got.shape == astronaut.shape
+        assert np.abs(got[:, :, 0].astype(int) - grey).max() <= 1, name
+    for name in ("colour16.png", "colour16.tif", "float.tif"):
+        assert np.abs(read_image(tmp_path / name).astype(int) - astronaut).max() <= 1, name
+    assert to_bgr8(np.full((2, 2), 300, np.int32))[0, 0, 0] == round(300 * 255 / 65535)
+    assert to_bgr8(np.full((2, 2, 3), 2.0, np.float32)).max() == 2  # floats above 1 are 0..255 values
+    df = detector.detect([tmp_path / "grey16.png", tmp_path / "float.tif"])
+    assert df.attrs["failures"] == [] and len(df) == 2

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fake_trees import SHIFT, write_download, write_video
 
 from occau.aus import BP4D_AUS
 from occau.cli import main
@@ -27,44 +28,11 @@ skimage_data = pytest.importorskip("skimage.data")
 BP4D_SUBJECTS = ("F001", "F007")  # parts 1 and 3
 DISFA_SUBJECTS = ("SN001", "SN003")
 BLANK = {("F001", "T2"): (0, 2)}  # frame positions without a face
-SIDE, SHIFT = 160, 4  # frame side, horizontal shift per frame (px)
-
-
-def _frame(t: int, blank: bool = False) -> np.ndarray:
-    face = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)[20:340, 70:390]
-    img = cv2.resize(face, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-    img = np.roll(img, SHIFT * t, axis=1)
-    return np.full_like(img, 127) if blank else img
-
-
-def _write_video(path: Path, n: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (SIDE, SIDE))
-    for t in range(n):
-        writer.write(_frame(t))
-    writer.release()
 
 
 @pytest.fixture(scope="module")
 def trees(reference_dir: Path, tmp_path_factory) -> Path:
-    raw = json.loads((reference_dir / "data_prep" / "raw_inputs.json").read_text())
-    root = tmp_path_factory.mktemp("download")
-    for rel, text in raw.items():
-        if any(s in rel for s in BP4D_SUBJECTS + DISFA_SUBJECTS):
-            path = root / rel.removeprefix("data/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    for csv in (root / "BP4D/AUCoding/AU_OCC").glob("*.csv"):
-        subject, task = csv.stem.split("_")
-        frames = [int(line.split(",")[0]) for line in csv.read_text().splitlines()[1:]]
-        for t, frame in enumerate(frames):
-            path = root / "BP4D/BP4D-training" / subject / task / f"{frame:04d}.jpg"  # zero-padded as shipped
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), _frame(t, t in BLANK.get((subject, task), ())))
-    for sn in DISFA_SUBJECTS:
-        n = len((root / f"DISFA/ActionUnit_Labels/{sn}/{sn}_au1.txt").read_text().splitlines())
-        _write_video(root / f"DISFA/Videos_LeftCamera/LeftVideo{sn}_comp.avi", n + 1)  # one extra frame, unused
-    return root
+    return write_download(tmp_path_factory.mktemp("download"), reference_dir, BP4D_SUBJECTS, DISFA_SUBJECTS, BLANK)
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +206,7 @@ def test_bad_inputs_name_the_file(trees: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(trees / "DISFA/ActionUnit_Labels", bad / "DISFA/ActionUnit_Labels")
     vids = bad / "DISFA/Videos_LeftCamera"
-    _write_video(vids / "LeftVideoSN001_comp.avi", 3)  # shorter than its 5 label lines
+    write_video(vids / "LeftVideoSN001_comp.avi", 3)  # shorter than its 5 label lines
     cfg = PrepareConfig(
         "disfa", bad / "DISFA", tmp_path / "o1", subjects=("SN001",), size=64, workers=1, progress=False
     )

@@ -125,10 +125,11 @@ def test_student_rejects_latents_of_another_grid():
 
 def test_graph_head_is_the_teachers(reference_dir):
     """Initialised from the official MEFL checkpoint, the student's head maps the teacher's GCN inputs exactly as
-    the official code does (megraphau_small fixture: resnet18, C = 128, N = 12)."""
-    ref = reference_dir / "megraphau_small"
+    the official code does (megraphau_head fixture: resnet18, C = 128, N = 12)."""
+    ref = reference_dir / "megraphau_head"
     weights = {
-        k: v.float() if v.is_floating_point() else v for k, v in load_file(ref / "mefl_weights.safetensors").items()
+        k: v.float() if v.is_floating_point() else v
+        for k, v in load_file(ref / "mefl_head_weights.safetensors").items()
     }
     io = load_file(ref / "io.safetensors")
     model = build_student("student_tiny_synth_bp4d")

@@ -112,8 +112,19 @@ def test_two_process_ddp_on_cpu(tmp_path, cache_dir):
     state, meta = load_checkpoint(tmp_path / "ddp" / "teacher_stage1.safetensors")
     assert meta["training"]["trainer"]["devices"] == 2
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
-    # Each of the 2 ranks saw half of every epoch: the logged step count is halved.
+    # data.batch_size 32 is the global batch: each of the 2 ranks loads 16 faces of its half of the epoch, so a step
+    # sees 32 faces and an epoch has as many steps as on one process.
+    assert "global batch 32 = 16 per process x 2 process(es)" in out.stdout
     metrics = (tmp_path / "ddp" / "logs" / "metrics.csv").read_text().splitlines()
     steps = {int(line.split(",")[1]) for line in metrics[1:]}
     n_train = len(build_face_dataset(load_config(config, [f"data.cache_dir={cache_dir}"]).data, "train"))
-    assert max(steps) + 1 == (n_train // 2) // 32
+    assert max(steps) + 1 == (n_train // 2) // 16
+
+
+def test_global_batch_must_divide_over_processes(tmp_path, cache_dir):
+    from occau.training.run import per_process_batch
+
+    config = teacher_config(tmp_path, cache_dir, "data.batch_size=96", "trainer.accumulate_grad_batches=2")
+    assert per_process_batch(config, 1) == 48 and per_process_batch(config, 8) == 6
+    with pytest.raises(ValueError, match="data.batch_size=96 is the global batch .* 5 process"):
+        per_process_batch(config, 5)

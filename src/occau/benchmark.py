@@ -1,10 +1,15 @@
 """The whole study from one command: data, every training stage for every fold, evaluation, report.
 
-Stages run in data-flow order: MAE pretraining on the pretraining subjects (once), then per fold the teacher
-(stage 1 -> stage 2), the occlusion-augmented teacher, and the students (the method and its KD ablations, trained
-side by side), then the evaluation of every method under every protocol condition. Each stage writes into its own
+Stages run in data-flow order: the MAE (on SynthFACS the shipped one, which was pretrained on identities outside
+every benchmark; ``mae: pretrain`` redoes it), then per fold the teacher (stage 1 -> stage 2), the
+occlusion-augmented teacher, the students (the method and its KD ablations, trained side by side) and the
+no-pretraining control, then the evaluation of every method under every protocol condition. Each stage writes into its own
 folder and is skipped when its exported weights exist, so an interrupted benchmark resumes where it stopped; each
 fold's results are written as soon as they exist.
+
+No model sees a fold's test subjects: the MAE is trained once only when its pretraining faces are disjoint from every
+test part (SynthFACS's pretraining subjects, or a face collection from ``occau prepare faces``); on BP4D/DISFA it is
+pretrained per fold on that fold's training subjects, unless ``mae_checkpoint`` names an MAE to use as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from occau.evaluation.methods import load_methods
 from occau.evaluation.references import fold_references
 from occau.reports.plots import plot_all
 from occau.reports.results import machine_info, software_info, write_results
-from occau.training.config import StageConfig, from_dict
+from occau.training.config import StageConfig, from_dict, set_dotted
 from occau.training.data import build_face_dataset
 from occau.training.run import train_stage
 
@@ -61,21 +66,30 @@ class BenchConfig:
     training_occlusion: dict[str, float] = field(default_factory=dict)  # students and the occlusion-aug teacher
     eval: dict[str, Any] = field(default_factory=dict)  # stride, batch_size, fill, timing_batch_size
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # mae, teacher_stage1, teacher_stage2, student
+    mae_checkpoint: str | None = None  # an MAE (e.g. converted official weights) used as is: no MAE stage
 
 
-def load_bench_config(name_or_path: str) -> BenchConfig:
-    """A packaged preset (``smoke``/``quick``/``full`` for SynthFACS) or a YAML file."""
+def load_bench_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> BenchConfig:
+    """A packaged SynthFACS preset (``smoke``/``quick``/``full``), a packaged real-data preset by name
+    (``real/bench_bp4d.yaml``) or a YAML file, with ``a.b=value`` overrides (values parsed as YAML)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: benchmark config not found")
-        text = path.read_text()
+        packaged = resources.files("occau") / "configs" / name_or_path
+        if not path.is_file() and not packaged.is_file():
+            raise FileNotFoundError(f"{path}: benchmark config not found (nor a packaged one such as real/bench_bp4d.yaml)")
+        text = path.read_text() if path.is_file() else packaged.read_text()
     else:
         preset = resources.files("occau") / "configs" / "bench" / f"synth_{name_or_path}.yaml"
         if not preset.is_file():
             raise ValueError(f"unknown benchmark preset {name_or_path!r}; use smoke, quick, full or a YAML file")
         text = preset.read_text()
-    return from_dict(BenchConfig, yaml.safe_load(text))
+    values = yaml.safe_load(text)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} must look like key.sub=value")
+        set_dotted(values, key, yaml.safe_load(raw))
+    return from_dict(BenchConfig, values)
 
 
 def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> StageConfig:
@@ -93,6 +107,7 @@ def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> Sta
         values.setdefault("model", {}).setdefault("num_aus", num_aus)
         if values["stage"] == "teacher":
             values["model"].setdefault("neighbor_num", 4 if num_aus >= 12 else 3)
+    values["init"] = {**values.get("init", {}), **extra.pop("init", {})}  # e.g. the preset's ImageNet backbone
     for k, v in extra.items():
         values[k] = v
     return from_dict(StageConfig, values)
@@ -155,17 +170,31 @@ def _references(bench: BenchConfig, fold: int) -> dict[str, dict]:
     return fold_references(build_face_dataset(data, "train"), test)
 
 
-def pretrained_mae(bench: BenchConfig, out_dir: Path, log) -> Path:
-    """The MAE every fold's students and the reconstruct baseline start from: the shipped one, or ``stages.mae``
-    trained now on its own data (pretraining subjects, disjoint from every fold)."""
+def _mae_for(bench: BenchConfig, fold: int, out_dir: Path, log) -> Path:
+    """The MAE of a fold's students and reconstruct baseline: a given checkpoint, the shipped SynthFACS MAE, or one
+    pretrained now (``mae: pretrain``) only on faces outside the fold's test part."""
+    if bench.mae_checkpoint:
+        return Path(bench.mae_checkpoint)
     if bench.mae not in MAE_SOURCES:
         raise ValueError(f"benchmark preset {bench.name}: mae must be one of {MAE_SOURCES}, got {bench.mae!r}")
     if bench.mae == "shipped":
         path = shipped_weights(SYNTHFACS_MAE)
-        log(f"mae: the shipped SynthFACS MAE ({path.name})")
+        log(f"fold {fold}: mae: the shipped SynthFACS MAE ({path.name})")
         return path
-    mae_config = stage_config(bench, "mae", fold=bench.folds[0], name="mae")
-    return next(iter(_trained(out_dir / "mae", mae_config, "mae (pretraining subjects)", log).values()))
+    config = stage_config(bench, "mae", fold=fold, name="mae")
+    if mae_is_shared(config):
+        return next(iter(_trained(out_dir / "mae", config, "mae (faces outside every fold)", log).values()))
+    return next(iter(_trained(out_dir / f"fold{fold}" / "mae", config, f"fold {fold}: mae (training subjects)",
+                              log).values()))
+
+
+def mae_is_shared(config: StageConfig) -> bool:
+    """True when the MAE's pretraining faces are disjoint from every test part, so one MAE serves all folds."""
+    if config.data.source == "synthfacs":
+        return True  # SynthFACS's pretraining subjects are in no fold
+    from occau.data.prepared import read_info
+
+    return read_info(Path(config.data.root))["dataset"] == "faces"
 
 
 def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
@@ -175,8 +204,7 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
     start = time.perf_counter()
     bench.data.setdefault("cache_dir", str(out_dir / "data"))
     log(f"benchmark {bench.name}: output in {out_dir}")
-    mae_path = pretrained_mae(bench, out_dir, log)
-    per_fold = {fold: run_fold(bench, fold, out_dir, mae_path, log) for fold in bench.folds}
+    per_fold = {fold: run_fold(bench, fold, out_dir, _mae_for(bench, fold, out_dir, log), log) for fold in bench.folds}
     data = from_dict(StageConfig, {"data": {**bench.data, "fold": bench.folds[0]}}).data
     results = {
         "dataset": data.dataset,

@@ -25,13 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def parse(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parse a command line as ``main`` does (exits with status 2 on a bad flag); the docs' commands are checked with
+    it."""
+    parser = parser or build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse puts trailing positionals after options here; only `key=value` overrides may land here
         if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parse(argv, parser)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

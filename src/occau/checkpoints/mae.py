@@ -24,6 +24,7 @@ from safetensors import safe_open
 from occau.checkpoints.io import (
     METADATA_KEY,
     CheckpointError,
+    describe_mismatch,
     load_checkpoint,
     load_exact,
     load_foreign,
@@ -188,6 +189,29 @@ def convert_mae(src: str | Path, dst: str | Path, arch: str | MAEConfig | None =
     meta = mae_meta(model, name, imported.license, source=Path(src).name, source_format=imported.format,
                     dropped=list(imported.dropped))
     return save_checkpoint(dst, model.state_dict(), meta)
+
+
+def init_mae_weights(model: MaskedAutoencoderViT, path: str | Path) -> list[str]:
+    """Load ``path`` (any supported MAE format) into ``model`` to continue pretraining from it; returns the keys
+    left at their fresh initialisation.
+
+    The official ``mae_pretrain_vit_*.pth`` holds the encoder only, so the decoder (and ``mask_token``) start fresh,
+    as they must when pretraining continues on faces. Anything else that does not fit (an unexpected key, a missing
+    encoder key, a shape that differs) is an error listing every problem: a wrong file must never train silently
+    from scratch.
+    """
+    imported = read_mae(path)
+    _check_arch(imported.state_dict, "the model being trained", model.config, path)
+    state = _regrid_pos_embeds(imported.state_dict, model)
+    fresh = [k for k in model.state_dict() if k not in state]
+    wrong = [p for p in describe_mismatch(model, state)
+             if not (p.startswith("missing: ") and p.split()[1].startswith(DECODER_PREFIXES))]  # fmt: skip
+    if wrong:
+        listing = "\n  ".join(wrong[:50])
+        raise CheckpointError(f"{path}: cannot continue MAE pretraining from it ({len(wrong)} problems):\n  {listing}")
+    result = model.load_state_dict(state, strict=False)
+    assert sorted(result.missing_keys) == sorted(fresh) and not result.unexpected_keys, result
+    return fresh
 
 
 def mae_meta(model: MaskedAutoencoderViT, arch: str, license: str, **extra) -> dict:

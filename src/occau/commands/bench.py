@@ -1,4 +1,5 @@
-"""``occau bench synth --preset {smoke,quick,full} --out DIR``: the whole study on SynthFACS (or prepared data)."""
+"""``occau bench synth --preset {smoke,quick,full} --out DIR``: the whole study on SynthFACS, or on prepared BP4D/DISFA
+with ``occau bench bp4d --data DIR --preset real/bench_bp4d.yaml --out DIR [key=value ...]``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__)
     p.add_argument("dataset", choices=["synth", "bp4d", "disfa"],
                    help="synth: generate SynthFACS; bp4d/disfa: a dataset prepared by `occau prepare`")
-    p.add_argument("--preset", default="quick", help="smoke, quick, full, or a benchmark YAML file")
+    p.add_argument("--preset", default="quick",
+                   help="smoke, quick, full (SynthFACS), real/bench_bp4d.yaml, real/bench_disfa.yaml, or a YAML file")
     p.add_argument("--variant", default=None, help="SynthFACS variant: synth-bp4d (default) or synth-disfa")
     p.add_argument("--data", default=None, help="prepared dataset folder (bp4d/disfa)")
     p.add_argument("--folds", default=None, help="comma-separated folds to run, e.g. 1,2,3")
@@ -21,13 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrain-mae", action="store_true",
                    help="pretrain the MAE (the preset's stages.mae) instead of starting from the shipped one")
     p.add_argument("--out", required=True, help="output folder (resumes if it holds an earlier run)")
+    p.add_argument("overrides", nargs="*", default=[],
+                   help="preset overrides, e.g. stages.mae.init.mae=mae_visualize_vit_base.pth trainer.devices=8")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from occau.benchmark import load_bench_config, run_benchmark
 
-    bench = load_bench_config(args.preset)
+    bench = load_bench_config(args.preset, args.overrides)
     if args.dataset == "synth":
         if args.variant:
             bench.data["dataset"] = args.variant

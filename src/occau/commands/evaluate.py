@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate trained methods under occlusion conditions",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC", help="a method to evaluate")
-    p.add_argument("--dataset", default="synth-bp4d", help="synth-bp4d, synth-disfa, bp4d or disfa")
+    p.add_argument("--dataset", default=None,
+                   help="synth-bp4d, synth-disfa, bp4d or disfa (default: read from --data's prepare.json, else "
+                   "synth-bp4d)")
     p.add_argument("--preset", default="quick", help="SynthFACS preset of the data")
     p.add_argument("--data", default=None, help="prepared dataset folder (bp4d/disfa) or SynthFACS cache folder")
     p.add_argument("--folds", default="1", help="comma-separated folds, e.g. 1,2,3")
@@ -44,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from occau.training.data import build_face_dataset
 
     specs = dict(_parse_method(m) for m in args.method)
+    try:
+        args.dataset = resolve_dataset(args.dataset, args.data)
+    except ValueError as err:
+        print(f"occau evaluate: {err}", file=sys.stderr)
+        return 2
     conditions = list(CONDITIONS) if args.conditions == "all" else args.conditions.split(",")
     unknown = sorted(set(conditions) - set(CONDITIONS))
     if unknown:
@@ -74,6 +81,29 @@ def run(args: argparse.Namespace) -> int:
     plot_all(results, args.out)
     print(f"results: {json_path}\n         {md_path}")
     return 0
+
+
+def resolve_dataset(dataset: str | None, data: str | None) -> str:
+    """The dataset to evaluate on: a prepared folder names its own (and must agree with ``--dataset``); without one,
+    SynthFACS. Without this, a prepared folder passed with no ``--dataset`` was read as a SynthFACS cache."""
+    from pathlib import Path
+
+    from occau.data.prepare import INFO_FILE
+
+    info = Path(data) / INFO_FILE if data else None
+    if info is not None and info.is_file():
+        import json
+
+        prepared = json.loads(info.read_text())["dataset"]
+        if prepared not in ("bp4d", "disfa"):
+            raise ValueError(f"{info}: the folder holds {prepared!r}, which has no AU labels to evaluate against")
+        if dataset not in (None, prepared):
+            raise ValueError(f"--dataset {dataset} but {info} says the folder holds {prepared}")
+        return prepared
+    if dataset in ("bp4d", "disfa"):
+        where = f"{data} has no {INFO_FILE}" if data else "--data is missing"
+        raise ValueError(f"--dataset {dataset} needs --data DIR, a folder written by `occau prepare {dataset}` ({where})")
+    return dataset or "synth-bp4d"
 
 
 def _parse_method(text: str) -> tuple[str, str]:

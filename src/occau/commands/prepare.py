@@ -1,4 +1,5 @@
-"""``occau prepare {bp4d,disfa} --root RAW --out DIR``: detect, align and crop every labelled frame."""
+"""``occau prepare {bp4d,disfa,faces} --root RAW --out DIR``: detect, align and crop every labelled frame (or, for
+``faces``, one face per photo of an unlabelled collection, for MAE pretraining)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare",
-        help="turn a BP4D/DISFA download into aligned face crops + manifest (resumable)",
+        help="turn a BP4D/DISFA download (or a folder of face photos) into aligned face crops + manifest (resumable)",
         description="Detect and align the face of every labelled frame (yuface, MTCNN fallback), write crops, "
-        "manifest.jsonl, failures.tsv and summary.json. Rerun the same command to resume.",
+        "manifest.jsonl, failures.tsv and summary.json. Rerun the same command to resume. `faces`: an unlabelled "
+        "folder tree of photos (one crop per photo, the largest face) for MAE pretraining (data.root of an MAE stage).",
     )
-    p.add_argument("dataset", choices=("bp4d", "disfa"))
+    p.add_argument("dataset", choices=("bp4d", "disfa", "faces"))
     p.add_argument(
         "--root",
         type=Path,
         required=True,
-        help="the provider's download: BP4D with AUCoding/AU_OCC, DISFA with ActionUnit_Labels and Videos_LeftCamera",
+        help="the provider's download: BP4D with AUCoding/AU_OCC, DISFA with ActionUnit_Labels and Videos_LeftCamera; "
+        "faces: a folder tree of photos",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (created; reused to resume)")
     p.add_argument(
@@ -58,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "faces":
+        return run_faces(args)
     from occau.data.prepare import PrepareConfig, PrepareError, prepare
 
     config = PrepareConfig(
@@ -89,4 +94,26 @@ def run(args: argparse.Namespace) -> int:
         f"unknown labels (kept as unknown, per AU): {s['unknown_labels']} "
         + str({au: c["unknown"] for au, c in unknown.items() if c["unknown"]})
     )
+    return 0
+
+
+def run_faces(args: argparse.Namespace) -> int:
+    from occau.data.faces import FacesConfig, prepare_faces
+    from occau.data.prepare import PrepareError
+
+    unused = [flag for flag, value in (("--images", args.images), ("--lists", args.lists), ("--subjects", args.subjects))
+              if value is not None]  # fmt: skip
+    if unused:
+        print(f"occau prepare faces: error: {', '.join(unused)} apply to bp4d/disfa only", file=sys.stderr)
+        return 2
+    config = FacesConfig(root=args.root, out=args.out, size=args.size, image_format=args.image_format,
+                         aligned=args.aligned, min_score=args.min_score, progress=args.progress,
+                         backends=tuple(args.detectors.split(",")) if args.detectors else None)
+    try:
+        s = prepare_faces(config)
+    except PrepareError as e:
+        print(f"occau prepare: error: {e}", file=sys.stderr)
+        return 1
+    print(f"{s['frames_in_manifest']} face crops of {s['photos']} photos in {args.out}; by status: {s['status']}")
+    print(f"photos without a face are listed in {args.out / 'failures.tsv'}")
     return 0

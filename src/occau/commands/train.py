@@ -8,7 +8,8 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train one stage (mae, teacher or student) from a YAML config",
                               description=__doc__)
-    p.add_argument("config", help="stage YAML (see configs/ in the package, e.g. configs/real/bp4d_teacher_stage1.yaml)")
+    p.add_argument("config", help="stage YAML: a file, or a config installed with occau by name, e.g. "
+                                  "real/bp4d_teacher_resnet50_stage1.yaml (see docs/real_data.md)")
     p.add_argument("--out", required=True, help="output folder: checkpoints, logs, exported .safetensors")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT/checkpoints/last.ckpt exists")
     p.add_argument("overrides", nargs="*", help="config overrides such as data.fold=2 optim.lr=1e-4 trainer.devices=4")

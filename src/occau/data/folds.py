@@ -24,6 +24,7 @@ DATASET_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {"bp4d": BP4D_PARTS, "di
 BP4D_TASKS: tuple[str, ...] = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")
 
 FOLDS: tuple[int, ...] = (1, 2, 3)
+ALL = "all"  # data.fold=all: train on every subject, for a model to deploy (no test part, no validation)
 MEGRAPHAU_TEST_PART: dict[int, int] = {1: 3, 2: 2, 3: 1}  # ME-GraphAU fold -> the part it tests
 VAL_FRACTION = 1 / 6
 
@@ -33,7 +34,7 @@ class FoldSplit:
     """Subjects of one fold. ``train`` excludes ``val``; ``val`` is held out of the training parts for model
     selection, so that nothing is ever selected on the test part (UPSTREAM pitfall 7)."""
 
-    fold: int
+    fold: int | str  # 1..3, or "all"
     train: tuple[str, ...]
     val: tuple[str, ...]
     test: tuple[str, ...]
@@ -69,7 +70,7 @@ def subject_part(dataset: str, subject: str) -> int:
 
 def _check_fold(fold: int) -> None:
     if fold not in FOLDS:
-        raise ValueError(f"fold must be one of {FOLDS}, got {fold!r}")
+        raise ValueError(f"fold must be one of {FOLDS} (or 'all' for training on every subject), got {fold!r}")
 
 
 def train_parts(fold: int) -> tuple[int, ...]:
@@ -93,8 +94,13 @@ def validation_subjects(train: tuple[str, ...], fraction: float = VAL_FRACTION) 
     return tuple(s for s in train if s in {ordered[i] for i in picks})
 
 
-def fold_split(dataset: str, fold: int, val_fraction: float = VAL_FRACTION) -> FoldSplit:
-    """occau fold ``fold``: test part ``fold``, train on the other two minus a validation subset."""
+def fold_split(dataset: str, fold: int | str, val_fraction: float = VAL_FRACTION) -> FoldSplit:
+    """occau fold ``fold``: test part ``fold``, train on the other two minus a validation subset.
+
+    ``fold="all"`` trains on every subject with nothing held out: there is nothing left to test on or select with,
+    so it is for the model to deploy once the 3 folds have measured the recipe."""
+    if fold == ALL:
+        return FoldSplit(fold=ALL, train=all_subjects(dataset), val=(), test=())
     parts = dataset_parts(dataset)
     trainval = tuple(s for p in train_parts(fold) for s in parts[p - 1])
     val = validation_subjects(trainval, val_fraction)

@@ -92,6 +92,11 @@ class PreparedDataset(torch.utils.data.Dataset):
         self.aus: tuple[int, ...] = tuple(self.info["aus"])
         self.size: int = int(self.info["size"])
         self.split, self.fold = split, fold
+        if self.dataset == "faces" and split != "all":
+            raise ValueError(f"{self.root}: an unlabelled face collection (occau prepare faces) has no labels or "
+                             f"folds; only MAE pretraining reads it (split 'all'), not split {split!r}")
+        if fold == "all" and split in ("val", "test"):
+            raise ValueError(f"{self.root}: data.fold=all trains on every subject; it has no {split!r} subjects")
         if split == "all":
             subjects = None
         else:

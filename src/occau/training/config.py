@@ -16,6 +16,12 @@ from typing import Any
 import yaml
 
 STAGES = ("mae", "teacher", "student")
+# What each stage can start from (``init.<role>=FILE``); anything else is a typo that would otherwise train from scratch.
+INIT_ROLES = {
+    "mae": ("mae",),  # continue pretraining from an MAE checkpoint (official, timm or occau)
+    "teacher": ("backbone", "stage1", "weights"),  # ImageNet backbone / stage-1 warm start / a whole trained teacher
+    "student": ("mae", "teacher"),  # the frozen encoder and the frozen teacher
+}
 
 
 @dataclass
@@ -27,9 +33,9 @@ class DataConfig:
     preset: str = "quick"  # SynthFACS preset
     root: str | None = None  # prepared dataset directory (source "prepared")
     cache_dir: str | None = None  # SynthFACS render cache
-    fold: int = 1  # PROTOCOL §4: fold k tests part k
-    batch_size: int = 64
-    eval_batch_size: int = 128
+    fold: int | str = 1  # PROTOCOL §4: fold k tests part k; "all": every subject trains (a model to deploy)
+    batch_size: int = 64  # the GLOBAL training batch (all processes, all accumulation steps), which lr is tuned for
+    eval_batch_size: int = 128  # per process
     num_workers: int = 0
     hflip: bool = True
     color_jitter: float = 0.0  # brightness/contrast strength, 0 = off
@@ -39,6 +45,13 @@ class DataConfig:
     patch_size: int | None = None  # token grid of occlusion masks; None: the MAE's patch (16 or 8 for teachers)
     val_fraction: float = 1.0  # fraction of the validation split used each epoch (speed)
     seed: int = 0
+
+
+    def __post_init__(self) -> None:
+        if self.fold not in (1, 2, 3, "all"):
+            raise ValueError(f"data.fold must be 1, 2, 3 or all, got {self.fold!r}")
+        if self.fold == "all" and self.source != "prepared":
+            raise ValueError("data.fold=all (train on every subject) is for prepared real data; SynthFACS has folds 1-3")
 
 
 @dataclass
@@ -63,6 +76,8 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "auto"  # "auto": bf16-mixed on GPUs that support it, else 32-true
     gradient_clip_val: float | None = None
+    accumulate_grad_batches: int = 1  # splits the global batch further, e.g. when a GPU cannot hold its share
+    sync_batchnorm: bool = False  # BatchNorm over the global batch (as upstream's single process) instead of per GPU
     log_every_n_steps: int = 10
     progress_bar: bool = True
     max_steps: int = -1  # for smoke runs
@@ -103,6 +118,10 @@ class StageConfig:
         if self.probe.score_split == "test" and self.data.preset != "mae-pool":
             raise ValueError("probe.score_split 'test' would score on a fold's test subjects; it is allowed only for "
                              "the 'mae-pool' preset, whose labelled subjects are probe subjects outside every fold")
+        unknown = sorted(set(self.init) - set(INIT_ROLES[self.stage]))
+        if unknown:
+            raise ValueError(f"init: unknown key(s) {unknown} for stage {self.stage!r}; "
+                             f"allowed: {list(INIT_ROLES[self.stage])}")
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
@@ -127,13 +146,30 @@ def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def packaged_configs() -> list[str]:
+    """Names of the stage configs installed with occau, e.g. ``real/bp4d_student_vitb.yaml``."""
+    root = Path(__file__).resolve().parents[1] / "configs"
+    return sorted(p.relative_to(root).as_posix() for p in root.glob("real/*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A YAML file, or the name of a packaged config (``real/NAME.yaml``), so commands in the docs need no path to
+    the installed package."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    packaged = Path(__file__).resolve().parents[1] / "configs" / path
+    if path.as_posix() in packaged_configs():
+        return packaged
+    raise FileNotFoundError(f"{path}: config file not found, and not a packaged config ({', '.join(packaged_configs())})")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StageConfig:
-    """Read a stage YAML (or start from defaults) and apply ``a.b=value`` overrides (values parsed as YAML)."""
+    """Read a stage YAML (a file or a packaged name, or start from defaults) and apply ``a.b=value`` overrides
+    (values parsed as YAML)."""
     values: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
+        path = resolve_config_path(path)
         values = yaml.safe_load(path.read_text()) or {}
     for item in overrides:
         key, sep, raw = item.partition("=")

@@ -33,12 +33,12 @@ def build_face_dataset(data: DataConfig, split: str) -> Dataset:
         config = synthfacs_config(data.preset, seed=data.seed)
         return SynthFACS(config, data.dataset, split=split, fold=data.fold, cache_dir=data.cache_dir)
     if data.source == "prepared":
-        from occau.data.prepared import PreparedDataset
+        from occau.data.prepared import PreparedDataset, read_info
 
         if data.root is None:
             raise ValueError("data.root must name a prepared dataset directory (occau prepare ... --out DIR)")
-        if split == "pretrain":
-            split = "train"  # real faces: MAE pretraining uses the training subjects of the fold
+        if split == "pretrain":  # a face collection is all pretraining data; BP4D/DISFA: the fold's training subjects
+            split = "all" if read_info(data.root)["dataset"] == "faces" else "train"
         return PreparedDataset(data.root, split=split, fold=data.fold)
     raise ValueError(f"data.source must be 'synthfacs' or 'prepared', got {data.source!r}")
 
@@ -146,7 +146,7 @@ class FaceDataModule(L.LightningDataModule):
     def __init__(self, data: DataConfig, patch_size: int, with_clean: bool = False, train_split: str = "train") -> None:
         super().__init__()
         self.data, self.patch_size, self.with_clean, self.train_split = data, patch_size, with_clean, train_split
-
+        self.batch_size = data.batch_size  # per process; train_stage sets it from the global batch
     def setup(self, stage: str | None = None) -> None:
         occlusion = None
         if self.data.occlusion:
@@ -156,7 +156,7 @@ class FaceDataModule(L.LightningDataModule):
         self.train_set = FaceTensors(build_face_dataset(self.data, self.train_split), train=True,
                                      hflip=self.data.hflip, color_jitter=self.data.color_jitter, **common)
         self.val_set = None
-        if self.train_split != "pretrain":
+        if self.train_split != "pretrain" and self.data.fold != "all":  # fold=all: no validation, last epoch kept
             val_faces = build_face_dataset(self.data, "val")
             if self.data.val_fraction < 1.0:
                 keep = np.linspace(0, len(val_faces) - 1, max(1, int(len(val_faces) * self.data.val_fraction)))
@@ -165,7 +165,7 @@ class FaceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.data.seed)
-        return self._loader(self.train_set, self.data.batch_size, sampler=sampler, drop_last=True)
+        return self._loader(self.train_set, self.batch_size, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.val_set is None else self._loader(self.val_set, self.data.eval_batch_size)

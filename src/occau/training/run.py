@@ -1,6 +1,8 @@
 """Run one training stage from its config: build data and module, fit with Lightning, export safetensors.
 
 The same code runs on one CPU, one GPU, several GPUs or nodes (``trainer.devices``/``num_nodes``/``strategy``).
+``data.batch_size`` is the global batch, the one the learning rate was tuned for: each process loads
+``batch_size / (processes x trainer.accumulate_grad_batches)``, so adding GPUs changes speed, not the recipe.
 An interrupted run resumes from ``OUT/checkpoints/last.ckpt`` (loaded with ``weights_only=True``); because data
 order and augmentation are pure functions of (seed, epoch, index), the resumed run ends where an uninterrupted
 one would. The exported ``*.safetensors`` files carry their config, AU list, input size, data and fold.
@@ -49,6 +51,8 @@ def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Call
         strategy=t.strategy,
         precision=resolve_precision(t.precision),
         gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        sync_batchnorm=t.sync_batchnorm,
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -57,6 +61,19 @@ def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Call
         num_sanity_val_steps=0,
         deterministic=False,
     )
+
+
+def per_process_batch(config: StageConfig, world_size: int) -> int:
+    """The share of the global ``data.batch_size`` one process loads per step (an exact division, or an error: a
+    silently rounded batch would change the recipe)."""
+    parts = world_size * config.trainer.accumulate_grad_batches
+    if config.data.batch_size % parts:
+        raise ValueError(
+            f"data.batch_size={config.data.batch_size} is the global batch and must divide evenly over {world_size} "
+            f"process(es) x {config.trainer.accumulate_grad_batches} accumulation step(s); pick a batch or a device "
+            "count that divide (scale optim.lr with the batch if you change it)"
+        )
+    return config.data.batch_size // parts
 
 
 def teacher_patch_size(config: StageConfig) -> int:
@@ -90,6 +107,11 @@ def train_stage(
 
         callbacks = [*callbacks, ProbeCallback(config.data, config.probe, module.model.config.patch_size, out_dir)]
     trainer = build_trainer(config, out_dir, callbacks)
+    datamodule.batch_size = per_process_batch(config, trainer.world_size)
+    if trainer.is_global_zero:
+        print(f"{config.name or config.stage}: global batch {config.data.batch_size} = {datamodule.batch_size} per "
+              f"process x {trainer.world_size} process(es) x {config.trainer.accumulate_grad_batches} accumulation; "
+              f"lr {config.optim.lr:g}; precision {trainer.precision}", flush=True)
     last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None, weights_only=True)
     if not trainer.is_global_zero:
@@ -101,8 +123,11 @@ def _build(config: StageConfig):
     if config.stage == "mae":
         from occau.training.mae_module import MAEModule
 
+        module = MAEModule(config)
+        if "mae" in config.init:
+            _init_mae(module, config.init["mae"])
         patch = int(config.model["patch_size"])
-        return MAEModule(config), FaceDataModule(config.data, patch, train_split="pretrain")
+        return module, FaceDataModule(config.data, patch, train_split="pretrain")
     weights = training_class_weights(config)
     if config.stage == "teacher":
         from occau.training.teacher_module import TeacherModule
@@ -118,6 +143,17 @@ def _build(config: StageConfig):
     teacher = load_megraphau(config.init["teacher"])
     module = StudentModule(config, weights, encoder, teacher)
     return module, FaceDataModule(config.data, encoder.config.patch_size, with_clean=True)
+
+
+def _init_mae(module, path: str) -> None:
+    """Continued pretraining: every weight in the file is loaded; only decoder keys may start fresh (the official
+    ``mae_pretrain`` release has no decoder). Prints what was loaded so a run's log says where it started."""
+    from occau.checkpoints.mae import init_mae_weights
+
+    fresh = init_mae_weights(module.model, path)
+    loaded = len(module.model.state_dict()) - len(fresh)
+    shown = ", ".join(sorted({k.split(".")[0] for k in fresh})) or "none"
+    print(f"mae: {loaded} tensors from {path}; {len(fresh)} start fresh ({shown})", flush=True)
 
 
 def _init_teacher(module, config: StageConfig) -> None:
@@ -148,7 +184,8 @@ def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
     provenance = {
         "license": TRAINED_LICENSE,
         "data": {"source": config.data.source, "dataset": config.data.dataset, "preset": config.data.preset,
-                 "fold": config.data.fold, "test_part": config.data.fold, "seed": config.data.seed},
+                 "fold": config.data.fold, "test_part": None if config.data.fold == "all" else config.data.fold,
+                 "seed": config.data.seed},
         "training": to_dict(config),
     }
     if config.stage == "mae":

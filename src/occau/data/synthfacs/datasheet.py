@@ -19,7 +19,7 @@ from occau.aus import AU_NAMES
 from occau.data.synthfacs.dataset import SynthFACS, SynthFACSConfig, all_subjects, synthfacs_config
 from occau.data.synthfacs.render import AU_INDEX, GENERATED_AUS, FrameNuisance, render_face
 
-# Occurrence rates (%) SynthFACS aims at, from docs/SYNTHFACS.md (BP4D: intensity >= 1; DISFA: >= 2)
+# Occurrence rates (%) SynthFACS aims at, from docs/reference/SYNTHFACS.md (BP4D: intensity >= 1; DISFA: >= 2)
 TARGET_BASE_RATES: dict[str, dict[int, float]] = {
     "synth-bp4d": {1: 21, 2: 17, 4: 23, 6: 50, 7: 65, 10: 65, 12: 62, 14: 52, 15: 20, 17: 39, 23: 19, 24: 17},
     "synth-disfa": {1: 4, 2: 2, 4: 13, 6: 7, 9: 3, 12: 12, 25: 27, 26: 10},
