@@ -239,6 +239,13 @@ class MaskedAutoencoderViT(nn.Module):
         are padded to the batch maximum K and padded tokens are never attended to, so each sample's result equals
         running it alone.
         """
+        x, padding_mask, ids_keep = self.embed_visible(imgs, token_mask)
+        x = self.forward_blocks(x, padding_mask, 0, len(self.blocks))
+        return self.finish_visible(x, padding_mask, ids_keep, token_mask)
+
+    # encode_visible in three steps, so that several fine-tuned copies can share a frozen bottom of the encoder.
+    def embed_visible(self, imgs: torch.Tensor, token_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """-> (tokens (B, 1+K, D) with cls first, padding_mask (B, 1+K) True = padded, ids_keep (B, K))."""
         token_mask = self._check_token_mask(imgs, token_mask)
         x = self.embed_patches(imgs)  # (B, L, D)
         ids_keep, padding = visible_ids(token_mask)  # (B, K), (B, K)
@@ -246,10 +253,18 @@ class MaskedAutoencoderViT(nn.Module):
         x = x.masked_fill(padding.unsqueeze(-1), 0.0)  # padded slots hold an occluded patch: blank it
         x = torch.cat([self._cls(x.shape[0]), x], dim=1)  # (B, 1+K, D)
         padding_mask = torch.cat([padding.new_zeros(x.shape[0], 1), padding], dim=1)  # (B, 1+K)
+        return x, padding_mask, ids_keep
+
+    def forward_blocks(self, x: torch.Tensor, padding_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Blocks ``start..stop-1`` on visible tokens (B, 1+K, D); padded slots are never attended to."""
         # timm/SDPA boolean masks mean "may attend"; (B, 1, 1, 1+K) broadcasts over heads and queries.
-        attn_mask = ~padding_mask[:, None, None, :] if padding.any() else None
-        for blk in self.blocks:
+        attn_mask = ~padding_mask[:, None, None, :] if padding_mask.any() else None
+        for blk in self.blocks[start:stop]:
             x = blk(x, attn_mask=attn_mask)
+        return x
+
+    def finish_visible(self, x: torch.Tensor, padding_mask: torch.Tensor, ids_keep: torch.Tensor,
+                       token_mask: torch.Tensor) -> VisibleLatents:
         x = self.norm(x).masked_fill(padding_mask.unsqueeze(-1), 0.0)
         return VisibleLatents(tokens=x, padding_mask=padding_mask, ids_keep=ids_keep, token_mask=token_mask)
 

@@ -62,9 +62,10 @@ class OptimConfig:
     epochs: int = 20
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
-    # Student stage: fine-tune the MAE encoder with the student (still on the visible tokens only), with
-    # layer-wise lr decay as MAE fine-tuning does; False keeps it frozen.
-    finetune_encoder: bool = False
+    # Student stage: how many of the MAE encoder's top blocks (and its final norm) are fine-tuned with the student,
+    # still on the visible tokens only: 0 keeps the encoder frozen, its depth or more fine-tunes all of it (patch
+    # embedding too). Layer-wise lr decay as MAE fine-tuning does (1.0 = none).
+    finetune_blocks: int = 0
     layer_decay: float = 1.0
 
 

@@ -202,7 +202,9 @@ def _export(config: StageConfig, module, out_dir: Path) -> dict[str, Path]:
         else:
             model = module.models[name]  # state: encoder.* + student.*, the bundle layout
             meta = student_meta(model.student.config, model.encoder, module.variants[name])
-            meta["encoder_training"] = "fine-tuned" if config.optim.finetune_encoder else "frozen"
+            meta["encoder_training"] = {"finetune_blocks": config.optim.finetune_blocks,
+                                       "layer_decay": config.optim.layer_decay,
+                                       "init": config.loss.get("encoder_init", "pretrained")}
         meta |= provenance | {"selection": selection, "name": name}
         exported[name] = save_checkpoint(out_dir / f"{name}.safetensors", state, meta)
     (out_dir / "selection.json").write_text(json.dumps(

@@ -3,8 +3,9 @@ clean face, and each student learns AU labels plus node/edge distillation from t
 
 Several students with different loss weights (the paper's method and its KD ablations) train side by side on the
 same batches; their parameters and losses are disjoint, so summing their losses trains each exactly as if it were
-alone. With a frozen encoder they share its pass; with ``optim.finetune_encoder`` each student owns a copy of the
-encoder that it fine-tunes (layer-wise lr decay ``optim.layer_decay``), still on the visible tokens only.
+alone. With a frozen encoder they share its pass; with ``optim.finetune_blocks`` each student owns a copy of the
+encoder whose top blocks it fine-tunes (layer-wise lr decay ``optim.layer_decay``), still on the visible tokens
+only, and the frozen bottom of the encoder runs once per batch for all of them.
 
 The teacher's targets depend only on the clean face and its flip, so they are computed once per training face and
 flip when training starts (``TeacherTargets``), not once per step: a student step then costs no teacher pass.
@@ -89,7 +90,6 @@ class StudentModule(AUTrainingModule):
     ) -> None:
         super().__init__(config, class_weights)
         self.teacher = teacher.requires_grad_(False)
-        self.finetune = config.optim.finetune_encoder
         self.variants = student_variants(config.loss)
         encoder_init = config.loss.get("encoder_init", "pretrained")
         if encoder_init not in ENCODER_INITS:
@@ -97,10 +97,14 @@ class StudentModule(AUTrainingModule):
         if encoder_init == "random":  # the no-pretraining control: same shape, same training, no MAE pretraining
             torch.manual_seed(config.seed)
             encoder = MaskedAutoencoderViT(encoder.config, decoder=False)
+        depth = encoder.config.depth
+        self.tuned = min(max(config.optim.finetune_blocks, 0), depth)  # top blocks each student fine-tunes
+        self.all_tuned = config.optim.finetune_blocks > depth or (self.tuned == depth and depth > 0)
+        # The frozen bottom (all of the encoder when nothing is fine-tuned) runs once per batch for every student.
+        self.frozen_encoder = encoder_only(encoder).requires_grad_(False)
         student_config = from_dict(StudentConfig, student_model_values(config.model, encoder), "model.")
-        shared = None if self.finetune else encoder_only(encoder).requires_grad_(False)
         self.models = nn.ModuleDict({
-            name: EncoderStudent(encoder_only(encoder) if self.finetune else shared, LatentStudent(student_config),
+            name: EncoderStudent(self._student_encoder(), LatentStudent(student_config),
                                  layer_decay=config.optim.layer_decay)
             for name in self.variants
         })
@@ -111,16 +115,23 @@ class StudentModule(AUTrainingModule):
         self.targets = TeacherTargets()
         self.needs_teacher = any(c.needs_teacher for c in self.variants.values())
 
-    @property
-    def shared_encoder(self) -> MaskedAutoencoderViT | None:
-        return None if self.finetune else next(iter(self.models.values())).encoder
+    def _student_encoder(self) -> MaskedAutoencoderViT:
+        """The frozen encoder itself, or a copy whose top ``tuned`` blocks and final norm train (all of it when
+        ``all_tuned``)."""
+        if self.tuned == 0:
+            return self.frozen_encoder
+        copy = encoder_only(self.frozen_encoder)
+        if not self.all_tuned:
+            copy.requires_grad_(False)
+            for module in (*copy.blocks[len(copy.blocks) - self.tuned:], copy.norm):
+                module.requires_grad_(True)
+        return copy
 
     def train(self, mode: bool = True):
         """Frozen models stay in eval mode (BatchNorm statistics, dropout) whatever Lightning asks."""
         super().train(mode)
         self.teacher.eval()
-        if self.shared_encoder is not None:
-            self.shared_encoder.eval()
+        self.frozen_encoder.eval()
         return self
 
     def on_fit_start(self) -> None:
@@ -132,11 +143,22 @@ class StudentModule(AUTrainingModule):
         return dict(self.models.items())
 
     def _outputs(self, batch: dict[str, Tensor]) -> dict[str, AUOutput]:
-        if self.shared_encoder is None:
-            return {name: model(batch["image"], batch["token_mask"]) for name, model in self.models.items()}
+        images, token_mask = batch["image"], batch["token_mask"]
+        if self.all_tuned:
+            return {name: model(images, token_mask) for name, model in self.models.items()}
+        frozen, depth = self.frozen_encoder, len(self.frozen_encoder.blocks)
         with torch.no_grad():
-            latents = self.shared_encoder.encode_visible(batch["image"], batch["token_mask"])
-        return {name: model.student(latents) for name, model in self.models.items()}
+            x, padding_mask, ids_keep = frozen.embed_visible(images, token_mask)
+            x = frozen.forward_blocks(x, padding_mask, 0, depth - self.tuned)
+            shared = None if self.tuned else frozen.finish_visible(x, padding_mask, ids_keep, token_mask)
+        outputs = {}
+        for name, model in self.models.items():
+            latents = shared
+            if latents is None:
+                top = model.encoder.forward_blocks(x, padding_mask, depth - self.tuned, depth)
+                latents = model.encoder.finish_visible(top, padding_mask, ids_keep, token_mask)
+            outputs[name] = model.student(latents)
+        return outputs
 
     def predict_all(self, batch: dict[str, Tensor]) -> dict[str, AUOutput]:
         return self._outputs(batch)
