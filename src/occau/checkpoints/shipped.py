@@ -23,3 +23,37 @@ def shipped_weights(name: str = SYNTHFACS_MAE) -> Path:
             f"{path}: packaged weights missing (a source checkout without src/occau/weights/{name}?); reinstall "
             f"occau, or pretrain the MAE with `occau bench synth --pretrain-mae ...`")
     return path
+
+
+SHIPPED_LICENSE = "MIT (weights trained by occau on SynthFACS, procedural faces it generates itself)"
+MAX_SHIPPED_BYTES = 32 * 2**20
+
+
+def ship_mae(src: str | Path, dst: str | Path | None = None) -> Path:
+    """Copy a pretrained SynthFACS MAE into the package, checking that it is fit to ship.
+
+    It must be an occau MAE checkpoint with its decoder (the reconstruct baseline needs it), trained on the
+    ``mae-pool`` preset (identities outside every benchmark), with its AU-probe curve; the licence is set to the
+    project's, since the training faces are occau's own procedural output.
+    """
+    from occau.checkpoints.io import load_checkpoint, save_checkpoint
+
+    state, meta = load_checkpoint(src)
+    problems = []
+    if meta.get("kind") != "mae":
+        problems.append(f"kind is {meta.get('kind')!r}, not 'mae'")
+    if not any(k.startswith("decoder_") for k in state):
+        problems.append("no decoder weights (the reconstruct baseline needs them)")
+    data = meta.get("data", {})
+    if (data.get("source"), data.get("preset")) != ("synthfacs", "mae-pool"):
+        problems.append(f"trained on {data.get('source')}/{data.get('preset')}, not synthfacs/mae-pool")
+    if not meta.get("probe", {}).get("epochs"):
+        problems.append("no AU-probe curve in the metadata")
+    if problems:
+        raise ValueError(f"{src}: not fit to ship: " + "; ".join(problems))
+    dst = Path(dst) if dst is not None else Path(str(resources.files("occau") / "weights" / SYNTHFACS_MAE))
+    out = save_checkpoint(dst, state, {**meta, "license": SHIPPED_LICENSE, "shipped_from": Path(src).name})
+    if out.stat().st_size > MAX_SHIPPED_BYTES:
+        out.unlink()
+        raise ValueError(f"{src}: {out.stat().st_size / 2**20:.1f} MB exceeds the 32 MB limit for shipped weights")
+    return out

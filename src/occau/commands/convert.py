@@ -29,12 +29,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     meg.add_argument("--stage", type=int, default=2, choices=[1, 2])
     meg.add_argument("--neighbor-num", type=int, default=None, help="stage-1 graph K (default 4 for 12 AUs, else 3)")
     meg.set_defaults(handler=run_megraphau)
+    ship = kinds.add_parser("ship-mae", help="put a pretrained SynthFACS MAE (mae-pool preset) into the package "
+                                             "as the MAE every SynthFACS benchmark starts from")
+    ship.add_argument("src", help="mae.safetensors of `occau train configs/mae/synthfacs_mae.yaml`")
+    ship.add_argument("dst", nargs="?", default=None, help="default: src/occau/weights/ of this checkout")
+    ship.set_defaults(handler=run_ship_mae)
 
 
 def run_mae(args: argparse.Namespace) -> int:
     from occau.checkpoints.mae import convert_mae
 
     return _convert(lambda: convert_mae(args.src, args.dst, args.arch))
+
+
+def run_ship_mae(args: argparse.Namespace) -> int:
+    from occau.checkpoints.shipped import ship_mae
+
+    return _convert(lambda: ship_mae(args.src, args.dst))
 
 
 def run_megraphau(args: argparse.Namespace) -> int:

@@ -1,0 +1,44 @@
+"""Shipping a pretrained SynthFACS MAE into the package: only an MAE fit to ship gets in, under the project's licence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from occau.checkpoints.io import load_checkpoint, save_checkpoint
+from occau.checkpoints.mae import load_mae, mae_meta
+from occau.checkpoints.shipped import SHIPPED_LICENSE, ship_mae
+from occau.models.mae import MAEConfig, MaskedAutoencoderViT
+
+TINY = MAEConfig(img_size=32, patch_size=8, embed_dim=24, depth=1, num_heads=2, decoder_embed_dim=16,
+                 decoder_depth=1, decoder_num_heads=2)
+PROBE = {"random_init": {"clean": 49.6, "patch50": 47.3}, "epochs": [{"epoch": 1, "clean": 51.0, "patch50": 48.0}]}
+
+
+def _pretrained(tmp_path, decoder: bool = True, preset: str = "mae-pool", probe=PROBE):
+    torch.manual_seed(0)
+    model = MaskedAutoencoderViT(TINY, decoder=decoder)
+    meta = mae_meta(model, "tiny", "weights trained by occau") | {
+        "data": {"source": "synthfacs", "dataset": "synth-bp4d", "preset": preset}}
+    if probe is not None:
+        meta["probe"] = probe
+    return save_checkpoint(tmp_path / f"mae_{decoder}_{preset}_{probe is None}.safetensors", model.state_dict(), meta)
+
+
+def test_ship_mae_keeps_weights_and_sets_the_licence(tmp_path):
+    src = _pretrained(tmp_path)
+    out = ship_mae(src, tmp_path / "shipped.safetensors")
+    state, meta = load_checkpoint(out)
+    assert meta["license"] == SHIPPED_LICENSE and meta["probe"] == PROBE and meta["shipped_from"] == src.name
+    original = load_mae(src).state_dict()
+    assert all(torch.equal(state[k], v) for k, v in original.items())
+    assert load_mae(out).has_decoder  # the reconstruct baseline can paste from it
+
+
+@pytest.mark.parametrize("what, kwargs", [("no decoder", {"decoder": False}),
+                                          ("not synthfacs/mae-pool", {"preset": "quick"}),
+                                          ("no AU-probe curve", {"probe": None})])
+def test_ship_mae_refuses_what_is_not_fit(tmp_path, what, kwargs):
+    with pytest.raises(ValueError, match=what):
+        ship_mae(_pretrained(tmp_path, **kwargs), tmp_path / "shipped.safetensors")
+    assert not (tmp_path / "shipped.safetensors").exists()
