@@ -152,3 +152,26 @@ def test_render_cache_matches_on_the_fly_frames_and_is_reused(tmp_path):
     assert path.stat().st_mtime_ns == stamp
     pool = SynthFACS(TINY, "synth-bp4d", split="pretrain", cache_dir=tmp_path, progress=False)
     assert np.array_equal(pool[0]["image"], SynthFACS(TINY, "synth-bp4d", split="pretrain")[0]["image"])
+
+
+def test_shipped_mae_pools_are_disjoint_from_every_benchmark_subject_at_any_seed():
+    """The mae-pool preset draws its pretraining (M) and probe (Q) identities from pools 3 and 2; benchmarks draw
+    theirs from pools 0 and 1, so no random stream of a benchmark subject, at any seed, is one of theirs."""
+    from occau.data.synthfacs.dataset import SynthFACSGenerator
+
+    pool_cfg = synthfacs_config("mae-pool")
+    shipped = {tuple(SynthFACSGenerator(pool_cfg, "synth-bp4d")._seed(s))
+               for s in all_subjects(pool_cfg, "synth-bp4d")}
+    assert {s.pool for s in all_subjects(pool_cfg, "synth-bp4d")} == {2, 3}
+    assert len(split_subjects(pool_cfg, "synth-bp4d", "pretrain")) == pool_cfg.n_pretrain_subjects
+    for preset in ("smoke", "quick", "full"):
+        for seed in (0, 1, 7):
+            cfg = synthfacs_config(preset, seed=seed)
+            bench = {tuple(SynthFACSGenerator(cfg, "synth-bp4d")._seed(s)) for s in all_subjects(cfg, "synth-bp4d")}
+            assert not bench & shipped
+    # and the identities really differ: the first probe subject is not the first benchmark subject
+    first = SynthFACSGenerator(pool_cfg, "synth-bp4d").identity(all_subjects(pool_cfg, "synth-bp4d")[0])
+    bench_cfg = synthfacs_config("quick")
+    assert first != SynthFACSGenerator(bench_cfg, "synth-bp4d").identity(all_subjects(bench_cfg, "synth-bp4d")[0])
+    with pytest.raises(ValueError, match="pool_base"):
+        synthfacs_config("quick", pool_base=1)
