@@ -110,3 +110,23 @@ def test_references_over_folds_keep_the_base_rates_per_fold():
     assert merged["all_present"]["f1_mean"] == pytest.approx((7 / 18 + 5 / 9) / 2)
     assert merged["wa_constant"]["train_base_rate_per_fold"]["2"] == pytest.approx([1 / 2, 1 / 4, 2 / 3])
     assert "train_base_rate_per_fold" not in merged["all_present"]
+
+
+def test_check_teacher_against_the_published_numbers():
+    """A teacher at upstream's per-AU numbers passes; one AU 10 points low fails that AU; a mean 3 points low fails."""
+    from occau.aus import dataset_aus
+    from occau.evaluation.published import PUBLISHED_F1, check_teacher
+
+    aus = tuple(dataset_aus("bp4d"))
+    published = PUBLISHED_F1[("bp4d", "resnet50")]
+    assert round(sum(published) / 12, 1) == 64.7  # the README's headline mean
+    exact = check_teacher([p / 100 for p in published], "bp4d", "resnet50", aus)
+    assert exact.passed and abs(exact.mean_gap) < 1e-9 and "PASS" in exact.table()
+    one_off = [p / 100 for p in published]
+    one_off[3] -= 0.10
+    check = check_teacher(one_off, "bp4d", "resnet50", aus)
+    assert not check.passed and check.failing_aus == [aus[3]]
+    assert not check_teacher([p / 100 - 0.03 for p in published], "bp4d", "resnet50", aus).passed
+    assert round(sum(PUBLISHED_F1[("disfa", "swin_transformer_base")]) / 8, 1) == 62.4
+    with pytest.raises(ValueError, match="no published"):
+        check_teacher([0.5] * 12, "bp4d", "resnet18", aus)

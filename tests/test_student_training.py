@@ -118,3 +118,52 @@ def test_grid_features_put_latents_in_their_cells_and_zeros_elsewhere():
     assert (grid[0, 5] == 0).all() and (grid[1, :8] == 0).all() and (grid[1, 8:] != 0).any(-1).all()
     latents = encoder.encode_visible(images[1:], mask[1:])
     torch.testing.assert_close(grid[1, 8:], latents.tokens[0, 1:])  # raster order of the visible cells
+
+
+STUDENT_STAGE = """
+stage: student
+name: student
+data: {source: synthfacs, dataset: synth-bp4d, preset: smoke, batch_size: 16, eval_batch_size: 32, patch_size: 8,
+       occlusion: {clean: 1, patch50: 1, mask: 1}}
+model: {dim: 128, num_heads: 4, edge_depth: 0, readout: grid, spatial_maps: 2}
+loss:
+  kd: {feature_distance: cosine}
+  variants: {student: {node: 1, edge: 1}, student_no_kd: no_kd, student_node_kd: {node: 1, edge: 0},
+             student_edge_kd: {node: 0, edge: 1}}
+optim: {lr: 1e-3, epochs: 1, finetune_blocks: 1, layer_decay: 0.75}
+trainer: {accelerator: cpu, devices: 1, progress_bar: false, max_steps: 2, log_every_n_steps: 1}
+"""
+
+
+def test_student_stage_with_every_kd_variant_under_two_process_ddp(tmp_path, tmp_path_factory):
+    """2 CPU processes (gloo), every configured KD variant side by side, the top encoder block fine-tuned: every
+    trainable parameter gets a gradient on both ranks (DDP refuses otherwise) and the bundles export."""
+    import subprocess
+    import sys
+
+    from occau.checkpoints.io import load_checkpoint
+    from occau.checkpoints.mae import mae_meta
+    from occau.checkpoints.megraphau import megraphau_meta
+    from occau.checkpoints.io import save_checkpoint
+
+    torch.manual_seed(0)
+    mae = MaskedAutoencoderViT(MAEConfig(img_size=64, patch_size=8, embed_dim=48, depth=2, num_heads=2,
+                                         decoder_embed_dim=16, decoder_depth=1, decoder_num_heads=2))
+    save_checkpoint(tmp_path / "mae.safetensors", mae.state_dict(), mae_meta(mae, "tiny", "test"))
+    teacher_config = MEGraphAUConfig(backbone="resnet18", num_aus=12, stage=2, img_size=64)
+    teacher = MEGraphAU(teacher_config)
+    save_checkpoint(tmp_path / "teacher.safetensors", teacher.state_dict(), megraphau_meta(teacher_config))
+    (tmp_path / "student.yaml").write_text(STUDENT_STAGE)
+    out = subprocess.run(
+        [sys.executable, "-m", "occau", "train", str(tmp_path / "student.yaml"), "--out", str(tmp_path / "ddp"),
+         f"data.cache_dir={tmp_path_factory.mktemp('cache')}", f"init.mae={tmp_path / 'mae.safetensors'}",
+         f"init.teacher={tmp_path / 'teacher.safetensors'}", "trainer.devices=2", "trainer.strategy=ddp"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name in ("student", "student_no_kd", "student_node_kd", "student_edge_kd"):
+        state, meta = load_checkpoint(tmp_path / "ddp" / f"{name}.safetensors")
+        assert meta["kind"] == "student" and meta["encoder_training"]["finetune_blocks"] == 1
+        tuned, frozen = state["encoder.blocks.1.attn.qkv.weight"], state["encoder.blocks.0.attn.qkv.weight"]
+        assert not torch.equal(tuned, mae.state_dict()["blocks.1.attn.qkv.weight"])  # the top block trained
+        torch.testing.assert_close(frozen, mae.state_dict()["blocks.0.attn.qkv.weight"])  # the bottom did not

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--check-teacher", default=None, metavar="BACKBONE",
+                   help="compare the clean F1 of the method named 'teacher' with ME-GraphAU's published per-AU "
+                        "numbers for BACKBONE (resnet50, swin_transformer_base); exit 1 outside the tolerance")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(handler=run)
 
@@ -80,7 +84,22 @@ def run(args: argparse.Namespace) -> int:
     json_path, md_path = write_results(args.out, results)
     plot_all(results, args.out)
     print(f"results: {json_path}\n         {md_path}")
+    if args.check_teacher:
+        return _check_teacher(results, args.check_teacher, Path(args.out))
     return 0
+
+
+def _check_teacher(results: dict, backbone: str, out: Path) -> int:
+    from occau.evaluation.published import check_teacher
+
+    cell = results["results"].get("teacher", {}).get("clean")
+    if cell is None:
+        print("occau evaluate --check-teacher: needs --method teacher=... and the clean condition", file=sys.stderr)
+        return 2
+    check = check_teacher(cell["f1_per_au"], results["dataset"], backbone, tuple(results["aus"]))
+    (out / "teacher_check.md").write_text(check.table() + "\n")
+    print(check.table())
+    return 0 if check.passed else 1
 
 
 def resolve_dataset(dataset: str | None, data: str | None) -> str:

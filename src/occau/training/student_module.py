@@ -112,6 +112,11 @@ class StudentModule(AUTrainingModule):
         if config.loss.get("init_from_teacher", True):
             for model in self.models.values():
                 model.student.init_from_teacher(teacher.state_dict())
+        for name, model in self.models.items():
+            # edge_fc feeds only the edge-logit and relation terms: with both off it gets no gradient, which DDP
+            # (find_unused_parameters=False) refuses, so it stays as initialised (the teacher's, by default).
+            if self.variants[name].edge_logits == 0 and self.variants[name].relation == 0:
+                model.student.edge_fc.requires_grad_(False)
         self.targets = TeacherTargets()
         self.needs_teacher = any(c.needs_teacher for c in self.variants.values())
 
