@@ -24,13 +24,12 @@ import numpy as np
 
 from occau.data.prepare import (
     CROPS_DIR,
-    FAILURES_FILE,
     FORMAT_VERSION,
     INFO_FILE,
-    MANIFEST_FILE,
-    SUMMARY_FILE,
     WORK_DIR,
     PrepareError,
+    _atomic_text,
+    write_outputs,
 )
 from occau.faces.template import FIVE_POINTS, ZOOM
 
@@ -211,13 +210,4 @@ def _finish(config: FacesConfig, records: list[dict]) -> dict:
                                         "sha256")},
         })  # fmt: skip
     summary = {"photos": len(records), "frames_in_manifest": len(manifest), "status": status}
-    _atomic_text(out / MANIFEST_FILE, "".join(json.dumps(r) + "\n" for r in manifest))
-    _atomic_text(out / FAILURES_FILE, "".join(failures))
-    _atomic_text(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
-    return summary
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    return write_outputs(out, manifest, failures, summary)

@@ -509,6 +509,11 @@ def _finish(config: PrepareConfig, sequences: list[SequenceLabels]) -> dict:
             np.array(kept_labels).reshape(-1, len(aus)), np.array(kept_mask).reshape(-1, len(aus)), aus
         ).as_dict(),
     }
+    return write_outputs(out, manifest, failures, summary)
+
+
+def write_outputs(out: Path, manifest: list[dict], failures: list[str], summary: dict) -> dict:
+    """The manifest, failures and summary of a prepared folder, each replaced atomically; returns the summary."""
     _atomic_text(out / MANIFEST_FILE, "".join(json.dumps(r) + "\n" for r in manifest))
     _atomic_text(out / FAILURES_FILE, "".join(failures))
     _atomic_text(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
