@@ -141,15 +141,17 @@ class ProbeCallback(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or self.curve()["random_init"] is not None:
             return
-        torch.manual_seed(self.probe.seed)
-        random_init = MaskedAutoencoderViT(pl_module.model.config, decoder=False)
-        self._write({**self.curve(), "random_init": probe_encoder(random_init, self._data(), self.probe.steps)})
+        with torch.random.fork_rng():  # the training run's random stream stays as it would be without the probe
+            torch.manual_seed(self.probe.seed)
+            random_init = MaskedAutoencoderViT(pl_module.model.config, decoder=False)
+            self._write({**self.curve(), "random_init": probe_encoder(random_init, self._data(), self.probe.steps)})
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if not trainer.is_global_zero or epoch % self.probe.every_n_epochs and epoch != trainer.max_epochs:
             return
-        scores = probe_encoder(pl_module.model, self._data(), self.probe.steps)
+        with torch.random.fork_rng():
+            scores = probe_encoder(pl_module.model, self._data(), self.probe.steps)
         pl_module.log_dict({f"probe/{c}": v for c, v in scores.items()}, rank_zero_only=True)
         curve = self.curve()
         curve["epochs"] = [e for e in curve["epochs"] if e["epoch"] != epoch] + [{"epoch": epoch, **scores}]
