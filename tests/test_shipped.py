@@ -42,3 +42,14 @@ def test_ship_mae_refuses_what_is_not_fit(tmp_path, what, kwargs):
     with pytest.raises(ValueError, match=what):
         ship_mae(_pretrained(tmp_path, **kwargs), tmp_path / "shipped.safetensors")
     assert not (tmp_path / "shipped.safetensors").exists()
+
+
+def test_ship_mae_command_ships_and_draws_the_probe_curve(tmp_path):
+    from occau.cli import main
+
+    src = _pretrained(tmp_path)
+    assert main(["convert", "ship-mae", str(src), str(tmp_path / "shipped.safetensors")]) == 0
+    assert load_checkpoint(tmp_path / "shipped.safetensors")[1]["license"] == SHIPPED_LICENSE
+    png = src.with_name("probe.png")
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["convert", "ship-mae", str(_pretrained(tmp_path, probe=None)), str(tmp_path / "x.safetensors")]) == 1

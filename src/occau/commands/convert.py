@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,9 +44,17 @@ def run_mae(args: argparse.Namespace) -> int:
 
 
 def run_ship_mae(args: argparse.Namespace) -> int:
+    """Ship the MAE, and draw its AU-probe curve next to the source file (``probe.png``)."""
+    from occau.checkpoints.io import read_meta
     from occau.checkpoints.shipped import ship_mae
+    from occau.reports.plots import plot_probe_curve
 
-    return _convert(lambda: ship_mae(args.src, args.dst))
+    status = _convert(lambda: ship_mae(args.src, args.dst))
+    if status == 0:
+        png = plot_probe_curve(read_meta(args.src)["probe"], Path(args.src).with_name("probe.png"),
+                               title="SynthFACS MAE: AU probe over pretraining")
+        print(f"probe curve: {png}")
+    return status
 
 
 def run_megraphau(args: argparse.Namespace) -> int:

@@ -102,6 +102,28 @@ def plot_timings(results: dict[str, Any], out_png: str | Path) -> Path | None:
     return _save(fig, out_png)
 
 
+def plot_probe_curve(curve: dict[str, Any], out_png: str | Path, title: str = "MAE pretraining") -> Path:
+    """The AU probe over pretraining epochs (``probe.json``), with the random-init encoder's scores as dashed lines:
+    the picture that says whether pretraining made the latents worth mining."""
+    colors = {"clean": "tab:blue", "patch50": "tab:orange"}
+    labels = {"clean": "clean", "patch50": "50 % random patches"}
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    epochs = [e["epoch"] for e in curve["epochs"]]
+    for condition, color in colors.items():
+        ax.plot(epochs, [e[condition] for e in curve["epochs"]], marker="o", color=color,
+                label=f"pretrained MAE, {labels[condition]}")
+        if curve.get("random_init"):
+            ax.axhline(curve["random_init"][condition], color=color, linestyle=(0, (5, 3)), linewidth=1.2,
+                       label=f"random-init encoder, {labels[condition]}")
+    ax.set_xlabel("pretraining epoch")
+    ax.set_ylabel("AU probe: mean F1 (%)")
+    ax.set_xticks(epochs)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return _save(fig, out_png)
+
+
 def plot_all(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     made = [plot_patch_curve(results, out_dir / "f1_vs_patch_ratio.png"),
