@@ -53,3 +53,28 @@ def test_ship_mae_command_ships_and_draws_the_probe_curve(tmp_path):
     png = src.with_name("probe.png")
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["convert", "ship-mae", str(_pretrained(tmp_path, probe=None)), str(tmp_path / "x.safetensors")]) == 1
+
+
+def test_the_shipped_mae_loads_and_describes_itself():
+    """The MAE every SynthFACS preset starts from: in the package, under 32 MB, decoder included, with its recipe,
+    training data (the mae-pool preset), licence and AU-probe curve (next to the random-init control) in its metadata."""
+    from occau.checkpoints.shipped import MAX_SHIPPED_BYTES, SYNTHFACS_MAE, shipped_weights
+    from occau.models.mae import MAE_CONFIGS
+
+    path = shipped_weights(SYNTHFACS_MAE)
+    assert path.stat().st_size <= MAX_SHIPPED_BYTES
+    _, meta = load_checkpoint(path)
+    mae = load_mae(path)
+    assert mae.has_decoder and mae.config == MAE_CONFIGS["mae_vit_tiny_patch8_64"]
+    assert meta["license"] == SHIPPED_LICENSE
+    assert (meta["data"]["source"], meta["data"]["preset"]) == ("synthfacs", "mae-pool")
+    assert meta["training"]["stage"] == "mae" and meta["training"]["data"]["preset"] == "mae-pool"
+    probe = meta["probe"]
+    assert set(probe["random_init"]) == {"clean", "patch50"} and probe["epochs"]
+    assert [e["epoch"] for e in probe["epochs"]] == list(range(1, meta["training"]["optim"]["epochs"] + 1))
+    with torch.no_grad():
+        mask = torch.zeros(2, 64, dtype=torch.bool)
+        mask[1, ::2] = True
+        latents = mae.encode_visible(torch.randn(2, 3, 64, 64), mask)
+        pasted, _ = mae.reconstruct(torch.randn(2, 3, 64, 64), mask)
+    assert torch.isfinite(latents.tokens).all() and torch.isfinite(pasted).all()
