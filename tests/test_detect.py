@@ -38,7 +38,7 @@ def bundle(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     mae = MAEConfig(img_size=SIZE, patch_size=PATCH, embed_dim=64, depth=2, num_heads=2, decoder_embed_dim=32,
                     decoder_depth=1, decoder_num_heads=2)
-    st = StudentConfig(embed_dim=64, num_aus=len(AUS), dim=32, num_heads=2)
+    st = StudentConfig(embed_dim=64, num_patches=mae.num_patches, num_aus=len(AUS), dim=32, num_heads=2)
     encoder, student = MaskedAutoencoderViT(mae, decoder=False), LatentStudent(st)
     state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
              **{f"student.{k}": v for k, v in student.state_dict().items()}}
