@@ -87,6 +87,15 @@ class VisibleLatents:
     def num_visible(self) -> torch.Tensor:
         return (~self.token_mask).sum(dim=1)  # (B,)
 
+    def to_cells(self, values: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        """Per-token values (B, K, C) back to their patch cells: (B, L, C), ``fill`` (broadcastable to (B, 1, C)) in
+        every cell without a visible token. Padded slots go to a spare cell L that is dropped."""
+        B, L = self.token_mask.shape
+        C = values.shape[-1]
+        slots = self.ids_keep.masked_fill(self.padding_mask[:, 1:], L)  # (B, K)
+        cells = fill.expand(B, L + 1, C).clone()  # (B, L+1, C)
+        return cells.scatter(1, slots.unsqueeze(-1).expand(-1, -1, C), values)[:, :L]
+
 
 class MaskedAutoencoderViT(nn.Module):
     """MAE whose ``state_dict`` keys, shapes and order equal the official model's (or its encoder part)."""
@@ -272,12 +281,8 @@ class MaskedAutoencoderViT(nn.Module):
         """Decoder on visible latents, mask_token at every occluded patch -> pred (B, L, p*p*C)."""
         self._require_decoder()
         x = self.decoder_embed(latents.tokens)  # (B, 1+K, Dd)
-        B, L = latents.token_mask.shape
-        # Scatter visible tokens to their patch; padded ones go to a spare slot L that is then dropped.
-        slots = latents.ids_keep.masked_fill(latents.padding_mask[:, 1:], L)  # (B, K)
-        full = self.mask_token.expand(B, L + 1, -1).clone()  # (B, L+1, Dd)
-        full = full.scatter(1, slots.unsqueeze(-1).expand(-1, -1, x.shape[2]), x[:, 1:, :])
-        return self._decode_full(torch.cat([x[:, :1, :], full[:, :L, :]], dim=1))
+        full = latents.to_cells(x[:, 1:, :], self.mask_token)  # (B, L, Dd), mask_token where occluded
+        return self._decode_full(torch.cat([x[:, :1, :], full], dim=1))
 
     def reconstruct(self, imgs: torch.Tensor, token_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fill occluded patches with the decoder's prediction: -> (pasted imgs (B, C, H, W), pred (B, L, p*p*C)).

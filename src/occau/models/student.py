@@ -131,17 +131,11 @@ class GridReadout(nn.Module):
 
     def cells(self, latents: VisibleLatents) -> Tensor:
         """Visible latents (B, 1+K, D) -> the projected grid (B, 1+L, C): cls first, then cells in raster order."""
-        tokens, padding, ids_keep = latents.tokens, latents.padding_mask, latents.ids_keep
-        B, L = latents.token_mask.shape
-        x = self.proj(self.norm(tokens))  # (B, 1+K, C)
-        C = x.shape[-1]
-        # Padded slots go to a spare cell 1+L that is dropped, so neither their content nor their number matters.
-        slots = (ids_keep + 1).masked_fill(padding[:, 1:], L + 1)  # (B, K)
-        grid = self.mask_embed.expand(B, L + 2, C).clone()  # (B, 2+L, C)
-        grid = grid.scatter(1, slots.unsqueeze(-1).expand(-1, -1, C), x[:, 1:])
-        if self.use_cls:
-            grid = torch.cat([x[:, :1], grid[:, 1:]], dim=1)
-        return grid[:, : L + 1]  # (B, 1+L, C)
+        x = self.proj(self.norm(latents.tokens))  # (B, 1+K, C)
+        # Padded slots are dropped by to_cells, so neither their content nor their number matters.
+        cells = latents.to_cells(x[:, 1:], self.mask_embed)  # (B, L, C)
+        cls = x[:, :1] if self.use_cls else self.mask_embed.expand(x.shape[0], 1, -1)
+        return torch.cat([cls, cells], dim=1)  # (B, 1+L, C)
 
     def forward(self, latents: VisibleLatents) -> tuple[Tensor, Tensor, Tensor]:
         """-> nodes (B, N, C), context (B, 1+L, C) and its padding mask (B, 1+L) (all False: every cell exists)."""

@@ -35,12 +35,7 @@ def grid_features(encoder: MaskedAutoencoderViT, images: Tensor, token_mask: Ten
     out = []
     for i in range(0, len(images), batch_size):
         latents = encoder.encode_visible(images[i:i + batch_size], token_mask[i:i + batch_size])
-        B, L = latents.token_mask.shape
-        D = latents.tokens.shape[-1]
-        slots = latents.ids_keep.masked_fill(latents.padding_mask[:, 1:], L)  # padded slots -> spare cell L
-        grid = latents.tokens.new_zeros(B, L + 1, D).scatter(1, slots.unsqueeze(-1).expand(-1, -1, D),
-                                                             latents.tokens[:, 1:])
-        out.append(grid[:, :L])
+        out.append(latents.to_cells(latents.tokens[:, 1:], latents.tokens.new_zeros(1, 1, latents.tokens.shape[-1])))
     return torch.cat(out)
 
 

@@ -73,9 +73,9 @@ class TeacherTargets(nn.Module):
         for f in self.fields:
             self.register_buffer(f, torch.cat(stored[f]), persistent=False)
 
-    def lookup(self, index: Tensor, flipped: Tensor) -> AUOutput:
+    def lookup(self, index: Tensor, flipped: Tensor, device: torch.device | str = "cpu") -> AUOutput:
         index, flipped = index.cpu(), flipped.long().cpu()
-        return AUOutput(**{f: getattr(self, f)[index, flipped].float() for f in self.fields})
+        return AUOutput(**{f: getattr(self, f)[index, flipped].to(device).float() for f in self.fields})
 
     @staticmethod
     def _device(model: nn.Module) -> torch.device:
@@ -99,7 +99,7 @@ class StudentModule(AUTrainingModule):
             encoder = MaskedAutoencoderViT(encoder.config, decoder=False)
         depth = encoder.config.depth
         self.tuned = min(max(config.optim.finetune_blocks, 0), depth)  # top blocks each student fine-tunes
-        self.all_tuned = config.optim.finetune_blocks > depth or (self.tuned == depth and depth > 0)
+        self.all_tuned = config.optim.finetune_blocks >= depth  # the patch embedding too
         # The frozen bottom (all of the encoder when nothing is fine-tuned) runs once per batch for every student.
         self.frozen_encoder = encoder_only(encoder).requires_grad_(False)
         student_config = from_dict(StudentConfig, student_model_values(config.model, encoder), "model.")
@@ -110,8 +110,9 @@ class StudentModule(AUTrainingModule):
         })
         self.losses = nn.ModuleDict({n: DistillationLoss(c, weight=self.class_weights) for n, c in self.variants.items()})
         if config.loss.get("init_from_teacher", True):
+            teacher_state = teacher.state_dict()
             for model in self.models.values():
-                model.student.init_from_teacher(teacher.state_dict())
+                model.student.init_from_teacher(teacher_state)
         for name, model in self.models.items():
             # edge_fc feeds only the edge-logit and relation terms: with both off it gets no gradient, which DDP
             # (find_unused_parameters=False) refuses, so it stays as initialised (the teacher's, by default).
@@ -171,8 +172,7 @@ class StudentModule(AUTrainingModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         target = None
         if self.needs_teacher:
-            target = self.targets.lookup(batch["index"], batch["flipped"])
-            target = AUOutput(**{k: v.to(self.device) for k, v in vars(target).items()})
+            target = self.targets.lookup(batch["index"], batch["flipped"], self.device)
         total = 0.0
         first = next(iter(self.models))
         for name, out in self._outputs(batch).items():
