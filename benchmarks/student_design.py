@@ -45,6 +45,24 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
                                            "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}}),
                 ("grid_all_random_init", {**NO_KD, "optim": {"finetune_blocks": 6, "layer_decay": 0.75},
                                           "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}})],
+    # Levers on the fine-tuned (all blocks) student without KD, session 4: graph-head start, learning rate, rank of
+    # the grid readout, and the no-pretraining control under the same recipe.
+    "levers": [("all_fresh_head", {**NO_KD, "optim": {"finetune_blocks": 6},
+                                   "loss": {"init_from_teacher": False, "variants": {"student": "no_kd"}}}),
+               ("all_lr3e-3", {**NO_KD, "optim": {"finetune_blocks": 6, "lr": 3e-3}}),
+               ("all_maps16", {**NO_KD, "optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16}}),
+               ("all_random_init", {**NO_KD, "optim": {"finetune_blocks": 6},
+                                    "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}})],
+    # The rank of the grid readout won (maps16 above); around it: rank 32, lr, the control, and KD weights.
+    "levers2": [("all_maps32", {**NO_KD, "optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 32}}),
+                ("all_maps16_lr3e-3", {**NO_KD, "optim": {"finetune_blocks": 6, "lr": 3e-3},
+                                       "model": {"spatial_maps": 16}}),
+                ("all_maps16_random_init", {**NO_KD, "optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16},
+                                            "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}}),
+                ("all_maps16_kd_sweep", {"optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16},
+                                         "loss": {"kd": {"feature_distance": "cosine"}, "variants": {
+                                             "kd0": "no_kd", "kd0.3": {"node": 0.3, "edge": 0.3},
+                                             "kd1": {"node": 1, "edge": 1}, "kd3": {"node": 3, "edge": 3}}}})],
     "kd": [("kd_cosine_sweep", {"loss": {"kd": {"feature_distance": "cosine"}, "variants": {
         "kd0": "no_kd", "kd0.3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
         "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}}})],
