@@ -61,10 +61,14 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
                                             "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}}),
                 ("all_maps16_kd_sweep", {"optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16},
                                          "loss": {"kd": {"feature_distance": "cosine"}, "variants": {
-                                             "kd0": "no_kd", "kd0.3": {"node": 0.3, "edge": 0.3},
+                                             "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3},
                                              "kd1": {"node": 1, "edge": 1}, "kd3": {"node": 3, "edge": 3}}}})],
+    # The chosen readout (rank 32), with and without node + edge KD (student names may not contain a dot).
+    "kd32": [("all_maps32_kd", {"optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 32},
+                                "loss": {"kd": {"feature_distance": "cosine"},
+                                         "variants": {"kd0": "no_kd", "kd1": {"node": 1, "edge": 1}}}})],
     "kd": [("kd_cosine_sweep", {"loss": {"kd": {"feature_distance": "cosine"}, "variants": {
-        "kd0": "no_kd", "kd0.3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
+        "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
         "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}}})],
 }
 
