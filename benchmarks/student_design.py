@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import time
 from pathlib import Path
@@ -31,46 +32,6 @@ from occau.training.data import build_face_dataset
 from occau.training.run import train_stage
 
 RESULTS = Path(__file__).parent / "results"
-FROZEN = {"optim": {"finetune_blocks": 0}}
-NO_KD = {"loss": {"variants": {"student": "no_kd"}}}
-EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
-    # name -> [(tag, changes to the quick preset's student stage)]; changes merge into the stage dict.
-    "readout": [("set_frozen", {**FROZEN, **NO_KD, "model": {"readout": "set", "depth": 2}}),
-                ("grid_frozen", {**FROZEN, **NO_KD})],
-    "head": [("grid_frozen_fresh_head", {**FROZEN, **NO_KD, "loss": {"init_from_teacher": False,
-                                                                       "variants": {"student": "no_kd"}}})],
-    "finetune": [("grid_top2", {**NO_KD, "optim": {"finetune_blocks": 2}}),
-                 ("grid_all", {**NO_KD, "optim": {"finetune_blocks": 6, "layer_decay": 0.75}})],
-    "control": [("grid_top2_random_init", {**NO_KD, "optim": {"finetune_blocks": 2},
-                                           "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}}),
-                ("grid_all_random_init", {**NO_KD, "optim": {"finetune_blocks": 6, "layer_decay": 0.75},
-                                          "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}})],
-    # Levers on the fine-tuned (all blocks) student without KD, session 4: graph-head start, learning rate, rank of
-    # the grid readout, and the no-pretraining control under the same recipe.
-    "levers": [("all_fresh_head", {**NO_KD, "optim": {"finetune_blocks": 6},
-                                   "loss": {"init_from_teacher": False, "variants": {"student": "no_kd"}}}),
-               ("all_lr3e-3", {**NO_KD, "optim": {"finetune_blocks": 6, "lr": 3e-3}}),
-               ("all_maps16", {**NO_KD, "optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16}}),
-               ("all_random_init", {**NO_KD, "optim": {"finetune_blocks": 6},
-                                    "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}})],
-    # The rank of the grid readout won (maps16 above); around it: rank 32, lr, the control, and KD weights.
-    "levers2": [("all_maps32", {**NO_KD, "optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 32}}),
-                ("all_maps16_lr3e-3", {**NO_KD, "optim": {"finetune_blocks": 6, "lr": 3e-3},
-                                       "model": {"spatial_maps": 16}}),
-                ("all_maps16_random_init", {**NO_KD, "optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16},
-                                            "loss": {"encoder_init": "random", "variants": {"student": "no_kd"}}}),
-                ("all_maps16_kd_sweep", {"optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 16},
-                                         "loss": {"kd": {"feature_distance": "cosine"}, "variants": {
-                                             "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3},
-                                             "kd1": {"node": 1, "edge": 1}, "kd3": {"node": 3, "edge": 3}}}})],
-    # The chosen readout (rank 32), with and without node + edge KD (student names may not contain a dot).
-    "kd32": [("all_maps32_kd", {"optim": {"finetune_blocks": 6}, "model": {"spatial_maps": 32},
-                                "loss": {"kd": {"feature_distance": "cosine"},
-                                         "variants": {"kd0": "no_kd", "kd1": {"node": 1, "edge": 1}}}})],
-    "kd": [("kd_cosine_sweep", {"loss": {"kd": {"feature_distance": "cosine"}, "variants": {
-        "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
-        "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}}})],
-}
 
 
 def merge(base: dict, changes: dict) -> dict:
@@ -81,6 +42,58 @@ def merge(base: dict, changes: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def changes(*parts: dict) -> dict:
+    """Change fragments merged in order (nested sections combine, so NO_KD survives a later ``loss`` fragment)."""
+    return functools.reduce(merge, parts, {})
+
+
+FROZEN = {"optim": {"finetune_blocks": 0}}
+TOP2 = {"optim": {"finetune_blocks": 2}}
+ALL_BLOCKS = {"optim": {"finetune_blocks": 6, "layer_decay": 0.75}}
+NO_KD = {"loss": {"variants": {"student": "no_kd"}}}
+RANDOM_INIT = {"loss": {"encoder_init": "random"}}
+FRESH_HEAD = {"loss": {"init_from_teacher": False}}
+COSINE_KD = {"loss": {"kd": {"feature_distance": "cosine"}}}
+
+
+def maps(r: int) -> dict:
+    return {"model": {"spatial_maps": r}}
+
+
+def kd_variants(variants: dict) -> dict:
+    return merge(COSINE_KD, {"loss": {"variants": variants}})
+
+
+EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
+    # name -> [(tag, changes to the quick preset's student stage)]; changes merge into the stage dict.
+    "readout": [("set_frozen", changes(FROZEN, NO_KD, {"model": {"readout": "set", "depth": 2}})),
+                ("grid_frozen", changes(FROZEN, NO_KD))],
+    "head": [("grid_frozen_fresh_head", changes(FROZEN, NO_KD, FRESH_HEAD))],
+    "finetune": [("grid_top2", changes(NO_KD, TOP2)), ("grid_all", changes(NO_KD, ALL_BLOCKS))],
+    "control": [("grid_top2_random_init", changes(NO_KD, TOP2, RANDOM_INIT)),
+                ("grid_all_random_init", changes(NO_KD, ALL_BLOCKS, RANDOM_INIT))],
+    # Levers on the whole-encoder student without KD (session 4): graph-head start, learning rate, rank of the grid
+    # readout, and the no-pretraining control under the same recipe.
+    "levers": [("all_fresh_head", changes(NO_KD, ALL_BLOCKS, FRESH_HEAD)),
+               ("all_lr3e-3", changes(NO_KD, ALL_BLOCKS, {"optim": {"lr": 3e-3}})),
+               ("all_maps16", changes(NO_KD, ALL_BLOCKS, maps(16))),
+               ("all_random_init", changes(NO_KD, ALL_BLOCKS, RANDOM_INIT))],
+    # The rank of the grid readout won (maps16 above); around it: rank 32, lr, the control, and KD weights.
+    "levers2": [("all_maps32", changes(NO_KD, ALL_BLOCKS, maps(32))),
+                ("all_maps16_lr3e-3", changes(NO_KD, ALL_BLOCKS, maps(16), {"optim": {"lr": 3e-3}})),
+                ("all_maps16_random_init", changes(NO_KD, ALL_BLOCKS, maps(16), RANDOM_INIT)),
+                ("all_maps16_kd_sweep", changes(ALL_BLOCKS, maps(16), kd_variants({
+                    "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
+                    "kd3": {"node": 3, "edge": 3}})))],
+    # The chosen readout (rank 32), with and without node + edge KD (student names may not contain a dot).
+    "kd32": [("all_maps32_kd", changes(ALL_BLOCKS, maps(32), kd_variants({"kd0": "no_kd",
+                                                                         "kd1": {"node": 1, "edge": 1}})))],
+    "kd": [("kd_cosine_sweep", kd_variants({
+        "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
+        "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}))],
+}
 
 
 def run_experiment(tag: str, changes: dict, args: argparse.Namespace) -> list[dict]:
