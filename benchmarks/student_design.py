@@ -34,9 +34,9 @@ from occau.training.run import train_stage
 RESULTS = Path(__file__).parent / "results"
 
 
-def merge(base: dict, changes: dict) -> dict:
+def merge(base: dict, update: dict) -> dict:
     out = copy.deepcopy(base)
-    for key, value in changes.items():
+    for key, value in update.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "variants":
             out[key] = merge(out[key], value)
         else:
