@@ -90,6 +90,11 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
     # The chosen readout (rank 32), with and without node + edge KD (student names may not contain a dot).
     "kd32": [("all_maps32_kd", changes(ALL_BLOCKS, maps(32), kd_variants({"kd0": "no_kd",
                                                                          "kd1": {"node": 1, "edge": 1}})))],
+    # KD weight at rank 32; kd0_rerun repeats kd0 with the next readout initialisation (same batches): the noise
+    # of one training run, read against the KD differences.
+    "kd32w": [("all_maps32_kd_weights", changes(ALL_BLOCKS, maps(32), kd_variants({
+        "kd0": "no_kd", "kd0_rerun": "no_kd", "kd0_1": {"node": 0.1, "edge": 0.1},
+        "kd0_3": {"node": 0.3, "edge": 0.3}})))],
     "kd": [("kd_cosine_sweep", kd_variants({
         "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
         "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}))],
