@@ -95,6 +95,11 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
     "kd32w": [("all_maps32_kd_weights", changes(ALL_BLOCKS, maps(32), kd_variants({
         "kd0": "no_kd", "kd0_rerun": "no_kd", "kd0_1": {"node": 0.1, "edge": 0.1},
         "kd0_3": {"node": 0.3, "edge": 0.3}})))],
+    # KD on what the teacher's graph reads (f_v, GEM's f_e) instead of what it outputs, and node-only output KD.
+    "kdin": [("all_maps32_kd_graph_input", changes(ALL_BLOCKS, maps(32), kd_variants({
+        "in0_3": {"node": 0.3, "edge": 0.3, "kd_features": "graph_input"},
+        "in1": {"node": 1, "edge": 1, "kd_features": "graph_input"},
+        "node0_3": {"node": 0.3, "edge": 0}})))],
     "kd": [("kd_cosine_sweep", kd_variants({
         "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
         "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}))],

@@ -162,6 +162,23 @@ def test_kd_hand_computed_and_total():
     torch.testing.assert_close(cos["node"], 1 - ((s * t).sum(-1) / (s.norm(dim=-1) * t.norm(dim=-1))).mean())
 
 
+def test_graph_input_kd_reads_the_graph_inputs_only():
+    """kd_features="graph_input" matches f_v / f_e: changing the graph outputs leaves it unchanged."""
+    teacher, student = _outputs(0), _outputs(1)
+    for out, seed in ((teacher, 2), (student, 3)):
+        g = torch.Generator().manual_seed(seed)
+        out.node_inputs, out.edge_inputs = torch.randn(2, 4, 8, generator=g), torch.randn(2, 16, 8, generator=g)
+    cfg = DistillationConfig(au=0.0, node=1.0, edge=1.0, kd_features="graph_input")
+    assert cfg.teacher_fields == ("node_inputs", "edge_inputs")
+    terms = DistillationLoss(cfg)(student, teacher)
+    torch.testing.assert_close(terms["node"], ((student.node_inputs - teacher.node_inputs) ** 2).mean())
+    torch.testing.assert_close(terms["edge"], ((student.edge_inputs - teacher.edge_inputs) ** 2).mean())
+    student.node_features = student.node_features + 10
+    torch.testing.assert_close(DistillationLoss(cfg)(student, teacher)["node"], terms["node"])
+    with pytest.raises(ValueError, match="kd_features"):
+        DistillationConfig(kd_features="graph_middle")
+
+
 def test_kl_is_nonnegative_and_zero_only_at_match():
     s, t = torch.randn(3, 16, 4), torch.randn(3, 16, 4)
     assert edge_logits_kl(s, t, 2.0) > 0

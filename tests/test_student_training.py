@@ -76,13 +76,14 @@ def test_cached_teacher_targets_equal_the_teacher_on_the_flipped_face():
     teacher = MEGraphAU(MEGraphAUConfig(backbone="resnet18", num_aus=3, stage=2, neighbor_num=2, img_size=32)).eval()
     rng = np.random.default_rng(0)
     faces = [{"image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)} for _ in range(3)]
-    targets = TeacherTargets()
+    fields = ("probs", "node_features", "edge_features", "edge_logits", "node_inputs", "edge_inputs")
+    targets = TeacherTargets(fields)
     targets.compute(teacher, faces, batch_size=2, progress=False)
     got = targets.lookup(torch.tensor([2, 0]), torch.tensor([True, False]))
     with torch.no_grad():
         want = teacher(torch.stack([to_model_input(np.ascontiguousarray(faces[2]["image"][:, ::-1])),
                                     to_model_input(faces[0]["image"])]))
-    for field in ("probs", "node_features", "edge_features", "edge_logits"):  # float16 storage
+    for field in fields:  # float16 storage
         torch.testing.assert_close(getattr(got, field), getattr(want, field), atol=2e-2, rtol=2e-3)
 
 

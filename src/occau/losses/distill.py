@@ -2,7 +2,7 @@
 
 The student sees an occluded face through the MAE latents; the teacher sees the clean face. The student is trained
 with the AU loss on its own probabilities plus feature distances to the teacher's graph: per-AU node features
-(B, N, C), AU-pair edge features (B, N*N, C), and optionally the teacher's softened edge-state distribution
+(B, N, C), AU-pair edge features (B, N*N, C) (at the graph's output or its input, ``kd_features``), and optionally the teacher's softened edge-state distribution
 (KL with a temperature, Hinton-style ``T**2`` scaling). Which terms are on is configuration
 (:data:`DISTILLATION_PRESETS`): a zero weight skips its term, so "no KD", "node only" and "edge only" are the same
 code. Teacher tensors are always detached.
@@ -21,6 +21,9 @@ from occau.losses.wa import WeightedAsymmetricLoss
 from occau.models.outputs import AUOutput
 
 FEATURE_DISTANCES = ("mse", "cosine")
+# Which of the teacher's graph features KD matches: what its gated GCN outputs (the nodes its classifier scores) or
+# what the GCN reads (f_v, GEM's f_e), i.e. the features the student's own copy of the graph head then processes.
+KD_FEATURES = {"graph_output": ("node_features", "edge_features"), "graph_input": ("node_inputs", "edge_inputs")}
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,11 @@ class DistillationConfig:
     relation: float = 0.0  # the student's own edge cross-entropy against label co-occurrences (stage-2 style)
     temperature: float = 1.0
     feature_distance: str = "mse"  # "mse" or "cosine" (1 - cosine similarity along C)
+    kd_features: str = "graph_output"  # a key of KD_FEATURES: the graph's output or its input features
 
     def __post_init__(self):
+        if self.kd_features not in KD_FEATURES:
+            raise ValueError(f"kd_features must be one of {sorted(KD_FEATURES)}, got {self.kd_features!r}")
         if self.feature_distance not in FEATURE_DISTANCES:
             raise ValueError(f"feature_distance must be one of {FEATURE_DISTANCES}, got {self.feature_distance!r}")
         if self.temperature <= 0:
@@ -47,6 +53,13 @@ class DistillationConfig:
     @property
     def needs_teacher(self) -> bool:
         return self.node > 0 or self.edge > 0 or self.edge_logits > 0
+
+    @property
+    def teacher_fields(self) -> tuple[str, ...]:
+        """The ``AUOutput`` fields of the teacher that the KD terms read."""
+        node, edge = KD_FEATURES[self.kd_features]
+        wanted = ((node, self.node), (edge, self.edge), ("edge_logits", self.edge_logits))
+        return tuple(field for field, weight in wanted if weight > 0)
 
 
 DISTILLATION_PRESETS: dict[str, DistillationConfig] = {
@@ -114,11 +127,12 @@ class DistillationLoss(nn.Module):
         terms: dict[str, Tensor] = {}
         if cfg.au > 0:
             terms["au"] = self.wa(student.probs, labels, label_mask)
+        node_field, edge_field = KD_FEATURES[cfg.kd_features]
         if cfg.node > 0:
-            s, t = _require(student, "node_features", "student"), _require(teacher, "node_features", "teacher")
+            s, t = _require(student, node_field, "student"), _require(teacher, node_field, "teacher")
             terms["node"] = feature_distance(s, t, cfg.feature_distance)
         if cfg.edge > 0:
-            s, t = _require(student, "edge_features", "student"), _require(teacher, "edge_features", "teacher")
+            s, t = _require(student, edge_field, "student"), _require(teacher, edge_field, "teacher")
             terms["edge"] = feature_distance(s, t, cfg.feature_distance)
         if cfg.edge_logits > 0:
             s, t = _require(student, "edge_logits", "student"), _require(teacher, "edge_logits", "teacher")

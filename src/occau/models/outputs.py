@@ -19,3 +19,5 @@ class AUOutput:
     node_features: Tensor | None = None  # (B, N, C): the gated GCN's output nodes (ANFL: its GCN output)
     edge_features: Tensor | None = None  # (B, N*N, C): the gated GCN's output edges (MEFL only)
     edge_logits: Tensor | None = None  # (B, N*N, 4): co-occurrence states {neither, k only, j only, both}
+    node_inputs: Tensor | None = None  # (B, N, C): the node features the graph reads (ME-GraphAU's f_v)
+    edge_inputs: Tensor | None = None  # (B, N*N, C): the edge features the graph reads (GEM's f_e; MEFL only)

@@ -241,12 +241,14 @@ class LatentStudent(nn.Module):
         return nodes, self.edge_norm(edges)
 
     def forward_head(self, nodes: Tensor, edges: Tensor) -> AUOutput:
-        nodes, edges = self.gnn(nodes, edges)  # ReLU'd nodes: non-negative, as the cosine classifier needs
+        graph_nodes, graph_edges = self.gnn(nodes, edges)  # ReLU'd nodes: non-negative, as the cosine classifier needs
         return AUOutput(
-            probs=au_cosine_scores(nodes, self.sc),
-            node_features=nodes,
-            edge_features=edges,
-            edge_logits=self.edge_fc(edges),
+            probs=au_cosine_scores(graph_nodes, self.sc),
+            node_features=graph_nodes,
+            edge_features=graph_edges,
+            edge_logits=self.edge_fc(graph_edges),
+            node_inputs=nodes,
+            edge_inputs=edges,
         )
 
     def forward(self, latents: VisibleLatents) -> AUOutput:

@@ -49,12 +49,13 @@ ENCODER_INITS = ("pretrained", "random")
 
 class TeacherTargets(nn.Module):
     """The teacher's outputs on every clean training face and its mirror image, computed once: (F, 2, ...) buffers
-    indexed by ``(batch["index"], batch["flipped"])``. Stored in float16 (features are post-ReLU magnitudes of
+    indexed by ``(batch["index"], batch["flipped"])``, for the ``AUOutput`` fields given. Stored in float16 (features are post-ReLU magnitudes of
     order 1; cosine KD is insensitive to the rounding)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fields: tuple[str, ...] = ("node_features", "edge_features")) -> None:
         super().__init__()
-        self.fields = ("probs", "node_features", "edge_features", "edge_logits")
+        # probs (AUOutput's one required field, small) plus only what the KD terms read: edge features are the bulk
+        self.fields = ("probs", *(f for f in fields if f != "probs"))
 
     @torch.no_grad()
     def compute(self, teacher: MEGraphAU, faces, batch_size: int = 128, progress: bool = True) -> None:
@@ -118,7 +119,7 @@ class StudentModule(AUTrainingModule):
             # (find_unused_parameters=False) refuses, so it stays as initialised (the teacher's, by default).
             if self.variants[name].edge_logits == 0 and self.variants[name].relation == 0:
                 model.student.edge_fc.requires_grad_(False)
-        self.targets = TeacherTargets()
+        self.targets = TeacherTargets(tuple(sorted({f for c in self.variants.values() for f in c.teacher_fields})))
         self.needs_teacher = any(c.needs_teacher for c in self.variants.values())
 
     def _student_encoder(self) -> MaskedAutoencoderViT:

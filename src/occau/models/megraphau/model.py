@@ -92,7 +92,8 @@ class MEGraphAUFeatures:
 
     def to_output(self) -> AUOutput:
         return AUOutput(
-            probs=self.probs, node_features=self.nodes, edge_features=self.edges, edge_logits=self.edge_logits
+            probs=self.probs, node_features=self.nodes, edge_features=self.edges, edge_logits=self.edge_logits,
+            node_inputs=self.f_v, edge_inputs=self.f_e,
         )
 
 
