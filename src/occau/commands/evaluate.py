@@ -107,7 +107,7 @@ def resolve_dataset(dataset: str | None, data: str | None) -> str:
     SynthFACS. Without this, a prepared folder passed with no ``--dataset`` was read as a SynthFACS cache."""
     from pathlib import Path
 
-    from occau.data.prepare import INFO_FILE
+    from occau.data.layout import INFO_FILE
 
     info = Path(data) / INFO_FILE if data else None
     if info is not None and info.is_file():

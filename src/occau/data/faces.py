@@ -22,15 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from occau.data.prepare import (
-    CROPS_DIR,
-    FORMAT_VERSION,
-    INFO_FILE,
-    WORK_DIR,
-    PrepareError,
-    _atomic_text,
-    write_outputs,
-)
+from occau.data.layout import CROPS_DIR, FORMAT_VERSION, INFO_FILE, WORK_DIR
+from occau.data.prepare import PrepareError, _atomic_text, write_outputs
 from occau.faces.template import FIVE_POINTS, ZOOM
 
 FACES = "faces"  # the dataset name of an unlabelled collection in prepare.json

@@ -28,21 +28,14 @@ import cv2
 import numpy as np
 
 from occau.aus import dataset_aus
+from occau.data.layout import CROPS_DIR, FAILURES_FILE, FORMAT_VERSION, INFO_FILE, MANIFEST_FILE, SUMMARY_FILE, WORK_DIR
 from occau.faces.template import FIVE_POINTS, ZOOM
 
 # Nothing here imports torch at module level: spawned pool workers import this module, and only need OpenCV.
 if TYPE_CHECKING:
     from occau.data.prepared import SequenceLabels
 
-# Layout of a prepared folder (described in occau.data.prepared).
-INFO_FILE = "prepare.json"
-MANIFEST_FILE = "manifest.jsonl"
-FAILURES_FILE = "failures.tsv"
-SUMMARY_FILE = "summary.json"
-CROPS_DIR = "crops"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-WORK_DIR = "work"
-FORMAT_VERSION = 1
 NO_FACE_POLICIES = ("neighbour", "skip")
 # Options that decide what the crops are; a resumed run must use the same ones.
 DEFINING = ("dataset", "size", "image_format", "jpeg_quality", "aligned", "no_face", "backends", "min_score")

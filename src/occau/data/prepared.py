@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from occau.data.folds import fold_split
-from occau.data.prepare import INFO_FILE, MANIFEST_FILE
+from occau.data.layout import INFO_FILE, MANIFEST_FILE
 from occau.data.sample import FaceSample
 from occau.data.statistics import class_weights
 

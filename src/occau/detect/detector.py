@@ -24,8 +24,10 @@ import torch
 
 from occau.aus import AU_REGIONS, au_name
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from occau.detect.face_job import FaceJob
 from occau.detect.inputs import MAX_PIXELS, Frame, InputError, MaskLookup, Source, expand_inputs, iter_frames
 from occau.detect.occlusion_estimate import estimate_pixel_mask
+from occau.detect.overlay import OverlaySink
 from occau.detect.tracking import FaceTracker, TrackedFace
 from occau.detect.writer import FAILURE_COLUMNS, LazyRowWriter, RowWriter, failures_path, result_columns
 from occau.faces.align import similarity_transform, transform_points, warp_face
@@ -52,19 +54,6 @@ class StageTimes:
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class FaceJob:
-    """One aligned face waiting for the model."""
-
-    frame: Frame
-    face: TrackedFace
-    matrix: np.ndarray  # (2, 3) source -> crop pixels
-    crop: np.ndarray  # (S, S, 3) uint8 RGB
-    covered: np.ndarray  # (S, S) bool, True = covered
-    occlusion: str  # "mask" | "auto" | "none": where ``covered`` came from (plus out-of-picture pixels)
-    row: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -296,7 +285,6 @@ class Detector:
     def _run_source(self, source: Source, mask: Path | None, mode: str, batch_size: int, skip_frames: int,
                     overlay_dir: str | Path | None, emit: Callable[[dict[str, Any]], None]) -> int:
         """Process one input; returns its frame count. Raises ``InputError`` when it yields no face."""
-        from occau.detect.overlay import OverlaySink
 
         mode = "mask" if mask is not None else mode
         tracker = FaceTracker(self.max_gap) if source.kind == "video" else None

@@ -17,7 +17,7 @@ import numpy as np
 from occau.aus import au_name
 
 if TYPE_CHECKING:
-    from occau.detect.detector import FaceJob
+    from occau.detect.face_job import FaceJob
     from occau.detect.inputs import Frame, Source
 
 PANEL_W = 230
