@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +285,6 @@ class Detector:
     def _run_source(self, source: Source, mask: Path | None, mode: str, batch_size: int, skip_frames: int,
                     overlay_dir: str | Path | None, emit: Callable[[dict[str, Any]], None]) -> int:
         """Process one input; returns its frame count. Raises ``InputError`` when it yields no face."""
-
         mode = "mask" if mask is not None else mode
         tracker = FaceTracker(self.max_gap) if source.kind == "video" else None
         sink = OverlaySink.for_source(source, overlay_dir, self.aus, self.threshold) if overlay_dir else None

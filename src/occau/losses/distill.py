@@ -2,10 +2,10 @@
 
 The student sees an occluded face through the MAE latents; the teacher sees the clean face. The student is trained
 with the AU loss on its own probabilities plus feature distances to the teacher's graph: per-AU node features
-(B, N, C), AU-pair edge features (B, N*N, C) (at the graph's output or its input, ``kd_features``), and optionally the teacher's softened edge-state distribution
-(KL with a temperature, Hinton-style ``T**2`` scaling). Which terms are on is configuration
-(:data:`DISTILLATION_PRESETS`): a zero weight skips its term, so "no KD", "node only" and "edge only" are the same
-code. Teacher tensors are always detached.
+(B, N, C) and AU-pair edge features (B, N*N, C), at the graph's output or its input (``kd_features``), and
+optionally the teacher's softened edge-state distribution (KL with a temperature, Hinton-style ``T**2`` scaling).
+Which terms are on is configuration (:data:`DISTILLATION_PRESETS`): a zero weight skips its term, so "no KD", "node
+only" and "edge only" are the same code. Teacher tensors are always detached.
 """
 
 from __future__ import annotations

@@ -49,10 +49,10 @@ ENCODER_INITS = ("pretrained", "random")
 
 class TeacherTargets(nn.Module):
     """The teacher's outputs on every clean training face and its mirror image, computed once: (F, 2, ...) buffers
-    indexed by ``(batch["index"], batch["flipped"])``, for the ``AUOutput`` fields given. Stored in float16 (features are post-ReLU magnitudes of
-    order 1; cosine KD is insensitive to the rounding)."""
+    indexed by ``(batch["index"], batch["flipped"])``, for the ``AUOutput`` fields given. Stored in float16
+    (features are post-ReLU magnitudes of order 1; cosine KD is insensitive to the rounding)."""
 
-    def __init__(self, fields: tuple[str, ...] = ("node_features", "edge_features")) -> None:
+    def __init__(self, fields: tuple[str, ...]) -> None:
         super().__init__()
         # probs (AUOutput's one required field, small) plus only what the KD terms read: edge features are the bulk
         self.fields = ("probs", *(f for f in fields if f != "probs"))
