@@ -1,4 +1,4 @@
-"""How well ``--occlusion auto`` (``occau.detect.occlusion_estimate``) finds covered tokens.
+"""How well ``--occlusion auto`` (``occau.inference.occlusion_estimate``) finds covered tokens.
 
 Faces: the scikit-image astronaut (a real photograph, aligned with the occau front end) and SynthFACS faces (the
 synthetic training renders). Each is occluded by the protocol's painted occluders and bands (``occau.occlusion``),
@@ -24,7 +24,7 @@ def astronaut_crop(size: int) -> np.ndarray:
     from skimage import data
 
     from occau.faces.align import align_face
-    from occau.faces.detect import FaceDetector
+    from occau.faces.face_detector import FaceDetector
 
     bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     face = FaceDetector().detect_one(bgr)
@@ -42,7 +42,7 @@ def synth_crops(size: int, n: int) -> list[np.ndarray]:
 
 
 def measure(faces: dict[str, np.ndarray], patch: int) -> list[dict]:
-    from occau.detect.occlusion_estimate import estimate_token_mask, skin_prior
+    from occau.inference.occlusion_estimate import estimate_token_mask, skin_prior
     from occau.occlusion import occlude
     from occau.occlusion.tokens import token_coverage
 

@@ -39,8 +39,8 @@ def configs(name: str):
     from occau.models.student import STUDENT_CONFIGS, StudentConfig
 
     if name == "vit_s16":  # ViT-S/16 encoder, default MAE decoder (512 x 8), student to the ResNet-50 width
-        return MAEConfig(embed_dim=384, depth=12, num_heads=6), StudentConfig(embed_dim=384, num_aus=12, dim=512,
-                                                                              num_heads=8)
+        return MAEConfig(embed_dim=384, depth=12, num_heads=6), StudentConfig(embed_dim=384, num_patches=196,
+                                                                              num_aus=12, dim=512, num_heads=8)
     return MAEConfig(), STUDENT_CONFIGS["student_vitb_bp4d"]
 
 
@@ -84,7 +84,7 @@ def aligned_batch(batch: int) -> torch.Tensor:
 
     from occau.data.transforms import to_model_input
     from occau.faces.align import align_face
-    from occau.faces.detect import FaceDetector
+    from occau.faces.face_detector import FaceDetector
 
     bgr = cv2.cvtColor(astronaut_frame(512, 512), cv2.COLOR_RGB2BGR)
     crop = cv2.cvtColor(align_face(bgr, FaceDetector().detect_one(bgr).landmarks5, 224)[0], cv2.COLOR_BGR2RGB)
@@ -176,7 +176,7 @@ def quantize(module: torch.nn.Module) -> torch.nn.Module:
 # ---------------------------------------------------------------------------------------------- end to end
 def bench_end_to_end(frames: int, batch: int, size: tuple[int, int], log) -> list[dict]:
     """``Detector.detect`` on real frames (no occlusion given, so 0 %): per-stage seconds per face."""
-    from occau.detect import Detector
+    from occau.inference import Detector
     from occau.models.mae import MaskedAutoencoderViT
     from occau.models.student import LatentStudent
 
@@ -218,7 +218,7 @@ def memory_run(frames: int, size: tuple[int, int], encoder: str, fps: float = 25
     """Stream a synthetic video of ``frames`` frames through ``Detector.detect`` (CSV out) and record RSS."""
     import cv2
 
-    from occau.detect import Detector
+    from occau.inference import Detector
     from occau.models.mae import MaskedAutoencoderViT
     from occau.models.student import LatentStudent
 

@@ -28,7 +28,7 @@ from occau.checkpoints.io import read_meta
 from occau.evaluation.evaluate import evaluate_conditions, every_nth
 from occau.evaluation.references import fold_references
 from occau.evaluation.methods import load_methods
-from occau.training.data import build_face_dataset
+from occau.data.datasets import build_face_dataset
 from occau.training.run import train_stage
 
 RESULTS = Path(__file__).parent / "results"

@@ -77,9 +77,9 @@ def test_evaluate_cli_reproduces_the_benchmark_numbers(smoke_run, tmp_path):
     status = main([
         "evaluate", "--dataset", "synth-bp4d", "--preset", "smoke", "--data", str(out / "data"), "--folds", "1",
         "--conditions", "clean,patch50", "--stride", "2", "--out", str(tmp_path),
-        "--method", f"teacher={fold}/teacher_stage2/teacher.safetensors",
-        "--method", f"student={fold}/student/student.safetensors",
-        "--method", f"mae_recon_teacher={out}/mae/mae.safetensors+{fold}/teacher_stage2/teacher.safetensors",
+        "--method", f"teacher=teacher:{fold}/teacher_stage2/teacher.safetensors",
+        "--method", f"student=student:{fold}/student/student.safetensors",
+        "--method", f"mae_recon_teacher=recon:{out}/mae/mae.safetensors+{fold}/teacher_stage2/teacher.safetensors",
     ])
     assert status == 0
     again = json.loads((tmp_path / "results.json").read_text())["results"]

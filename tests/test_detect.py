@@ -17,12 +17,12 @@ import torch
 from occau.checkpoints.io import save_checkpoint
 from occau.cli import main as cli
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from occau.detect import Detector, failures_path, result_columns
-from occau.detect.detector import outside_picture, region_slices
-from occau.detect.occlusion_estimate import estimate_token_mask
-from occau.detect.tracking import FaceTracker
 from occau.faces.align import align_face, similarity_transform
-from occau.faces.detect import FaceDetection
+from occau.faces.face_detector import FaceDetection
+from occau.inference import Detector, failures_path, result_columns
+from occau.inference.detector import outside_picture, region_slices
+from occau.inference.occlusion_estimate import estimate_token_mask
+from occau.inference.tracking import FaceTracker
 from occau.models.mae import MAEConfig, MaskedAutoencoderViT
 from occau.models.student import LatentStudent, StudentConfig
 from occau.occlusion import OCCLUDERS
@@ -283,7 +283,7 @@ def test_high_bit_depth_pictures_are_scaled_not_clipped(detector, astronaut, tmp
     rounding), so the face is found; clipping would have turned them white ("no face")."""
     from PIL import Image
 
-    from occau.detect.inputs import read_image, to_bgr8
+    from occau.data.images import read_image, to_bgr8
 
     grey = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
     wide = astronaut.astype(np.uint16) * 257

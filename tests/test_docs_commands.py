@@ -134,7 +134,7 @@ def test_checker_catches_what_it_is_for() -> None:
         ["prepare", "bp4d", "--rooot", "x", "--out", "y"],
         ["train", "real/bp4d_teacher_stage1.yaml", "--out", "x"],
         ["train", "real/bp4d_mae_vitb_faces.yaml", "--out", "x", "init.mea=m.pth"],
-        ["evaluate", "--data", "data/bp4d", "--method", "t=t.safetensors", "--out", "r"],
+        ["evaluate", "--data", "data/bp4d", "--method", "t=teacher:t.safetensors", "--out", "r"],
     ]
     for argv in bad:
         with pytest.raises((AssertionError, ValueError, FileNotFoundError)):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from occau.faces.align import align_face, scale_of, similarity_transform, transform_points, warp_face
-from occau.faces.detect import FaceDetector, available_backends, mtcnn_model_dir
+from occau.faces.face_detector import FaceDetector, available_backends, mtcnn_model_dir
 from occau.faces.template import template_points
 
 skimage_data = pytest.importorskip("skimage.data")

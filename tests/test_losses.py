@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from occau.data.relations import relation_labels, relation_valid
 from occau.losses.distill import DISTILLATION_PRESETS, DistillationConfig, DistillationLoss, edge_logits_kl
-from occau.losses.edge import edge_loss, relation_labels, relation_valid
+from occau.losses.edge import edge_loss
 from occau.losses.wa import WeightedAsymmetricLoss
 from occau.models.outputs import AUOutput
 

@@ -19,8 +19,8 @@ from occau.checkpoints.mae import init_mae_weights
 from occau.cli import main
 from occau.data.prepared import PreparedDataset
 from occau.models.mae import MAEConfig, MaskedAutoencoderViT
-from occau.training.config import INIT_ROLES, load_config
-from occau.training.data import build_face_dataset
+from occau.training.config import STAGE_KINDS, load_config
+from occau.data.datasets import build_face_dataset
 from occau.training.run import train_stage
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -145,11 +145,11 @@ def test_mae_stage_pretrains_on_the_whole_collection_and_continues_from_init(fac
     assert not torch.equal(scratch["blocks.0.attn.qkv.weight"], encoder["blocks.0.attn.qkv.weight"])
 
 
-@pytest.mark.parametrize("stage", sorted(INIT_ROLES))
+@pytest.mark.parametrize("stage", sorted(STAGE_KINDS))
 def test_unknown_init_key_fails_before_training_naming_the_allowed_ones(tmp_path: Path, stage: str) -> None:
     path = tmp_path / "stage.yaml"
     path.write_text(f"stage: {stage}\n")
-    allowed = INIT_ROLES[stage]
+    allowed = STAGE_KINDS[stage].init_roles
     assert load_config(path, [f"init.{allowed[0]}=some.safetensors"]).init == {allowed[0]: "some.safetensors"}
     expected = rf"stage.yaml: .*unknown key\(s\) \['mea'\] for stage '{stage}'; allowed: {re.escape(str(list(allowed)))}"
     with pytest.raises(ValueError, match=expected):

@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from occau.checkpoints.io import CheckpointError, load_checkpoint, save_checkpoint
+from occau.config import from_dict
 from occau.checkpoints.megraphau import (
     FOLD_NOTE,
     LICENSE,
@@ -77,7 +78,7 @@ def test_resnet50_stage2_with_module_prefix(r50_bp4d_file, tmp_path):
     assert meta["source"] == "MEFARG_resnet50_BP4D_fold1.pth"
     assert meta["aus"] == [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
     assert meta["input_size"] == [3, 224, 224] and meta["normalization"]["mean"] == [0.485, 0.456, 0.406]
-    assert meta["arch"] == "megraphau" and MEGraphAUConfig.from_dict(meta["model"]) == R50_BP4D
+    assert meta["arch"] == "megraphau" and from_dict(MEGraphAUConfig, meta["model"]) == R50_BP4D
     loaded = load_megraphau(dst)  # config from the checkpoint itself
     assert loaded.config == R50_BP4D and not loaded.training
     _assert_same_weights(source, loaded)

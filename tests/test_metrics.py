@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from occau.evaluation.metrics import AUF1, confusion_counts, f1_scores
+from occau.metrics import AUF1, confusion_counts, f1_scores
 
 
 @pytest.fixture(scope="module")

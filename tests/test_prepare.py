@@ -98,7 +98,7 @@ def test_prepared_dataset_serves_face_samples(bp4d_out: Path) -> None:
     train = PreparedDataset(bp4d_out, split="train", fold=3)
     assert train.subjects == ("F001",) and train.class_weights().mean() == pytest.approx(1.0)
     # the crop is aligned: detecting in it puts the eyes near the template
-    from occau.faces.detect import FaceDetector
+    from occau.faces.face_detector import FaceDetector
     from occau.faces.template import template_points
 
     face = FaceDetector().detect_one(cv2.cvtColor(sample["image"], cv2.COLOR_RGB2BGR))

@@ -159,7 +159,7 @@ def test_weights_equal_official_where_no_nine_and_explain_the_difference(prep: d
 
 def test_relation_validity_marks_pairs_with_the_unknown_au(prep: dict) -> None:
     seq = next(s for s in prep["seqs"]["BP4D"] if (s.subject, s.sequence) == PLANTED[:2])
-    rel, valid = statistics.relation_labels(seq.labels, seq.mask)
+    rel, valid = statistics.pair_states(seq.labels, seq.mask)
     n, col = len(BP4D_AUS), PLANTED[3]
     invalid = np.flatnonzero(~valid[PLANTED[2]])
     assert sorted(invalid.tolist()) == sorted({j * n + col for j in range(n)} | {col * n + k for k in range(n)})

@@ -16,7 +16,7 @@ from occau.data.folds import fold_split
 from occau.data.prepared import PreparedDataset
 from occau.models.mae import MAEConfig, MaskedAutoencoderViT
 from occau.training.config import StageConfig, load_config
-from occau.training.data import build_face_dataset
+from occau.data.datasets import build_face_dataset
 from occau.training.run import train_stage
 
 pytest.importorskip("skimage.data")

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from occau.losses.distill import DistillationConfig, DistillationLoss
 from occau.models.mae import MAEConfig, MaskedAutoencoderViT, VisibleLatents, visible_ids
 from occau.models.megraphau import MEGRAPHAU_CONFIGS, MEGraphAU
-from occau.models.student import STUDENT_CONFIGS, LatentStudent, StudentConfig, build_student
+from occau.models.student import STUDENT_CONFIGS, LatentStudent, StudentConfig
+from occau.training.config import model_config
 
 SMALL = StudentConfig(embed_dim=24, num_patches=16, num_aus=5, dim=16, num_heads=2, depth=2, edge_depth=1)
 READOUTS = ("grid", "set")
@@ -132,7 +133,7 @@ def test_graph_head_is_the_teachers(reference_dir):
         for k, v in load_file(ref / "mefl_head_weights.safetensors").items()
     }
     io = load_file(ref / "io.safetensors")
-    model = build_student("student_tiny_synth_bp4d")
+    model = LatentStudent(STUDENT_CONFIGS["student_tiny_synth_bp4d"])
     copied = model.init_from_teacher(weights)
     assert "sc" in copied and "gnn.E2.weight" in copied and "edge_fc.bias" in copied
     model.eval()
@@ -146,11 +147,11 @@ def test_graph_head_is_the_teachers(reference_dir):
 
 def test_init_from_teacher_checks_keys_and_shapes():
     teacher = MEGraphAU(MEGRAPHAU_CONFIGS["resnet18"]).state_dict()
-    assert len(build_student("student_tiny_synth_bp4d").init_from_teacher(teacher)) > 0
+    assert len(LatentStudent(STUDENT_CONFIGS["student_tiny_synth_bp4d"]).init_from_teacher(teacher)) > 0
     with pytest.raises(ValueError, match="does not fit"):
-        build_student("student_vitb_bp4d").init_from_teacher(teacher)  # C = 512 vs the resnet18 teacher's 128
+        LatentStudent(STUDENT_CONFIGS["student_vitb_bp4d"]).init_from_teacher(teacher)  # C = 512 vs the resnet18 teacher's 128
     with pytest.raises(KeyError, match="lacks"):
-        build_student("student_tiny_synth_bp4d").init_from_teacher({k: v for k, v in teacher.items() if "gnn" not in k})
+        LatentStudent(STUDENT_CONFIGS["student_tiny_synth_bp4d"]).init_from_teacher({k: v for k, v in teacher.items() if "gnn" not in k})
 
 
 def test_presets_match_teacher_widths():
@@ -159,8 +160,10 @@ def test_presets_match_teacher_widths():
     assert STUDENT_CONFIGS["student_tiny_synth_bp4d"].dim == MEGRAPHAU_CONFIGS["resnet18"].node_dim == 128
     with pytest.raises(ValueError, match="num_heads"):
         StudentConfig(dim=100, num_heads=8)
-    with pytest.raises(ValueError, match="unknown student preset"):
-        build_student("nope")
+    with pytest.raises(ValueError, match="unknown student architecture 'nope'"):
+        model_config("student", {"arch": "nope"})
+    assert model_config("student", {"arch": "student_tiny_synth_bp4d", "num_aus": 8}) == STUDENT_CONFIGS[
+        "student_tiny_synth_disfa"]
 
 
 def test_end_to_end_from_mae_visible_latents():

@@ -14,7 +14,7 @@ from occau.models.student import EncoderStudent, LatentStudent, StudentConfig
 from occau.training.config import OptimConfig
 from occau.training.optim import configure_adamw
 from occau.training.probe import fit_probe, grid_features
-from occau.training.student_module import TeacherTargets, student_model_values
+from occau.training.student_module import TeacherTargets
 
 TINY_MAE = MAEConfig(img_size=32, patch_size=8, embed_dim=24, depth=3, num_heads=2, decoder_embed_dim=16,
                      decoder_depth=1, decoder_num_heads=2)
@@ -59,7 +59,8 @@ def test_bundle_refuses_a_decoder_or_another_grid():
     with pytest.raises(ValueError, match="L=64"):
         EncoderStudent(MaskedAutoencoderViT(TINY_MAE, decoder=False), other)
     with pytest.raises(ValueError, match="model.num_patches is 64"):
-        student_model_values({"num_patches": 64}, MaskedAutoencoderViT(TINY_MAE, decoder=False))
+        StudentConfig(num_patches=64, num_aus=3, dim=16, num_heads=2).for_encoder(24, 16)
+    assert StudentConfig(num_aus=3, dim=16, num_heads=2).for_encoder(24, 16) == student.config
 
 
 def test_encoder_only_copy_is_independent():

@@ -16,14 +16,14 @@ from occau.data.synthfacs import (
     split_subjects,
     synthfacs_config,
 )
-from occau.data.synthfacs.datasheet import (
+from occau.data.synthfacs.identity import sample_identity
+from occau.reports.datasheet import (
     NEGATIVE_PAIRS,
     STRONG_PAIRS,
     TARGET_BASE_RATES,
     TOLERANCE,
     label_correlation,
 )
-from occau.data.synthfacs.identity import sample_identity
 
 STILL = FrameNuisance(noise_sd=0.0)  # no jitter, no noise: only the AU changes between two renders
 TINY = synthfacs_config("smoke", n_subjects=3, n_pretrain_subjects=1, sequences_per_subject=1, frames_per_sequence=4)

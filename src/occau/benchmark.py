@@ -1,11 +1,13 @@
 """The whole study from one command: data, every training stage for every fold, evaluation, report.
 
-Stages run in data-flow order: the MAE (on SynthFACS the shipped one, which was pretrained on identities outside
-every benchmark; ``mae: pretrain`` redoes it), then per fold the teacher (stage 1 -> stage 2), the
-occlusion-augmented teacher, the students (the method and its KD ablations, trained side by side) and the
-no-pretraining control, then the evaluation of every method under every protocol condition. Each stage writes into its own
-folder and is skipped when its exported weights exist, so an interrupted benchmark resumes where it stopped; each
-fold's results are written as soon as they exist.
+A benchmark preset (``configs/bench/*.yaml``) holds the study as data: the shared data and trainer settings, the
+folds and conditions, and the stage graph (each stage a partial StageConfig, what it starts ``from``, whether it
+trains ``occluded`` and whether its models are methods to ``evaluate``), plus ``methods`` that need no training of
+their own (``recon:{mae}+{teacher_stage2}``). The MAE comes first (on SynthFACS the shipped one, pretrained on
+identities outside every benchmark; ``mae: pretrain`` redoes it); then per fold every stage in the order written,
+then every method under every protocol condition. Each stage writes into its own folder and is skipped when its
+exported weights exist, so an interrupted benchmark resumes where it stopped; each fold's results are written as
+soon as they exist.
 
 No model sees a fold's test subjects: the MAE is trained once only when its pretraining faces are disjoint from every
 test part (SynthFACS's pretraining subjects, or a face collection from ``occau prepare faces``); on BP4D/DISFA it is
@@ -16,43 +18,33 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from occau.aus import dataset_aus
 from occau.checkpoints.shipped import SYNTHFACS_MAE, shipped_weights
-from occau.evaluation.evaluate import (evaluate_conditions, every_nth, mean_over_folds, references_over_folds,
-                                      time_methods)
-from occau.evaluation.methods import load_methods
-from occau.evaluation.references import fold_references
-from occau.reports.plots import plot_all
-from occau.reports.results import machine_info, software_info, write_results
-from occau.training.config import StageConfig, from_dict, set_dotted
-from occau.training.data import build_face_dataset
+from occau.config import apply_overrides, from_dict, read_yaml
+from occau.data.config import DataConfig
+from occau.evaluation.evaluate import EvalConfig, evaluate_fold, results_over_folds
+from occau.evaluation.methods import parse_spec
+from occau.occlusion import CONDITIONS
+from occau.reports.results import write_report
+from occau.training.config import StageConfig, TrainerConfig
 from occau.training.run import train_stage
 
-# Per fold, in data-flow order; each stage's inputs are earlier stages' exported weights. A preset runs the stages
-# it defines (student_control, the no-pretraining control, is optional).
-STAGE_ORDER = ("teacher_stage1", "teacher_stage2", "teacher_occaug", "student", "student_control")
-STUDENT_STAGES = ("student", "student_control")
-STAGE_INIT = {  # stage -> {init role: the stage whose weights it starts from}
-    "teacher_stage2": {"stage1": "teacher_stage1"},
-    "teacher_occaug": {"weights": "teacher_stage2"},
-    "student": {"teacher": "teacher_stage2"},
-    "student_control": {"teacher": "teacher_stage2"},
-}
+MAE_STAGE = "mae"  # the stage that pretrains the MAE (``mae: pretrain``); ``from: {mae: mae}`` names its model
 MAE_SOURCES = ("shipped", "pretrain")
-EXPORTED_NAME = {"teacher_stage2": "teacher"}  # method names in results
+GRAPH_KEYS = ("from", "occluded", "evaluate")  # a bench stage's keys beyond its StageConfig
+METHOD_KIND_OF_STAGE = {"teacher": "teacher", "student": "student"}  # how a stage's trained models are evaluated
 
 
 @dataclass
 class BenchConfig:
-    """A benchmark preset: the data, folds and conditions, and one partial StageConfig per stage."""
+    """A benchmark preset: the data, folds and conditions, the stage graph and the extra methods."""
 
     name: str = "quick"
     # "shipped": start from the MAE packaged with occau (occau.checkpoints.shipped); "pretrain": train
@@ -63,42 +55,92 @@ class BenchConfig:
     trainer: dict[str, Any] = field(default_factory=dict)  # TrainerConfig fields shared by every stage
     folds: list[int] = field(default_factory=lambda: [1, 2, 3])
     conditions: list[str] = field(default_factory=list)
-    training_occlusion: dict[str, float] = field(default_factory=dict)  # students and the occlusion-aug teacher
-    eval: dict[str, Any] = field(default_factory=dict)  # stride, batch_size, fill, timing_batch_size
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # mae, teacher_stage1, teacher_stage2, student
+    training_occlusion: dict[str, float] = field(default_factory=dict)  # the mixture of every `occluded` stage
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> partial StageConfig + GRAPH_KEYS
+    methods: dict[str, str] = field(default_factory=dict)  # name -> KIND:CHECKPOINT with {stage} placeholders
     mae_checkpoint: str | None = None  # an MAE (e.g. converted official weights) used as is: no MAE stage
+
+    def __post_init__(self) -> None:
+        """Everything a typo could break is checked here, before any training: every stage's full config (for the
+        first fold), the graph's references, the conditions and the method specs."""
+        if self.mae not in MAE_SOURCES:
+            raise ValueError(f"mae must be one of {MAE_SOURCES}, got {self.mae!r}")
+        unknown = sorted(set(self.conditions) - set(CONDITIONS))
+        if unknown:
+            raise ValueError(f"conditions: unknown {unknown}; known: {list(CONDITIONS)}")
+        from_dict(DataConfig, {**self.data, "fold": self.folds[0]}, "data.")
+        from_dict(TrainerConfig, self.trainer, "trainer.")
+        plan = stage_plan(self)
+        if self.mae == "pretrain" and not self.mae_checkpoint:
+            stage_config(self, MAE_STAGE, self.folds[0])
+        for stage in plan:
+            stage_config(self, stage.name, self.folds[0], {role: "<checkpoint>" for role in stage.inputs})
+        for name, spec in self.methods.items():
+            parse_spec(spec)
+            missing = set(_placeholders(spec)) - {MAE_STAGE} - {s.name for s in plan}
+            if missing:
+                raise ValueError(f"methods.{name}: {spec!r} names no stage {sorted(missing)}")
+
+
+@dataclass(frozen=True)
+class BenchStage:
+    """One per-fold stage of the study: its name, kind, and place in the graph."""
+
+    name: str
+    kind: str
+    inputs: dict[str, str]  # init role -> an earlier stage's name, or MAE_STAGE (the benchmark's MAE)
+    occluded: bool  # trains under the benchmark's training occlusion mixture
+    evaluate: bool  # its trained models are methods of the study
+
+
+def stage_plan(bench: BenchConfig) -> list[BenchStage]:
+    """The per-fold stages in the order written (the MAE stage runs before them, once or per fold)."""
+    plan: list[BenchStage] = []
+    for name, values in bench.stages.items():
+        if name == MAE_STAGE:
+            continue
+        inputs = dict(values.get("from") or {})
+        earlier = {MAE_STAGE} | {s.name for s in plan}
+        for role, source in inputs.items():
+            if source not in earlier:
+                raise ValueError(f"stages.{name}.from.{role}: {source!r} is not an earlier stage ({sorted(earlier)})")
+        plan.append(BenchStage(name, values.get("stage", "teacher"), inputs, bool(values.get("occluded", False)),
+                               bool(values.get("evaluate", True))))
+    return plan
 
 
 def load_bench_config(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> BenchConfig:
     """A packaged SynthFACS preset (``smoke``/``quick``/``full``), a packaged real-data preset by name
     (``real/bench_bp4d.yaml``) or a YAML file, with ``a.b=value`` overrides (values parsed as YAML)."""
+    path = _preset_path(name_or_path)
+    try:
+        return from_dict(BenchConfig, apply_overrides(read_yaml(path), overrides))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _preset_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
+    packaged = resources.files("occau") / "configs"
     if path.suffix in (".yaml", ".yml"):
-        packaged = resources.files("occau") / "configs" / name_or_path
-        if not path.is_file() and not packaged.is_file():
-            raise FileNotFoundError(f"{path}: benchmark config not found (nor a packaged one such as real/bench_bp4d.yaml)")
-        text = path.read_text() if path.is_file() else packaged.read_text()
-    else:
-        preset = resources.files("occau") / "configs" / "bench" / f"synth_{name_or_path}.yaml"
-        if not preset.is_file():
-            raise ValueError(f"unknown benchmark preset {name_or_path!r}; use smoke, quick, full or a YAML file")
-        text = preset.read_text()
-    values = yaml.safe_load(text)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
-        set_dotted(values, key, yaml.safe_load(raw))
-    return from_dict(BenchConfig, values)
+        if path.is_file():
+            return path
+        if (packaged / name_or_path).is_file():
+            return Path(str(packaged / name_or_path))
+        raise FileNotFoundError(f"{path}: benchmark config not found (nor a packaged one such as real/bench_bp4d.yaml)")
+    preset = packaged / "bench" / f"synth_{name_or_path}.yaml"
+    if not preset.is_file():
+        raise ValueError(f"unknown benchmark preset {name_or_path!r}; use smoke, quick, full or a YAML file")
+    return Path(str(preset))
 
 
-def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> StageConfig:
+def stage_config(bench: BenchConfig, stage: str, fold: int, init: dict[str, str] | None = None) -> StageConfig:
     """The full StageConfig of one stage: the preset's shared data/trainer settings under the stage's own."""
-    values = copy.deepcopy(bench.stages[stage])
-    values.setdefault("data", {})
-    values["data"] = {**bench.data, "fold": fold, **values["data"]}
+    values = {k: v for k, v in copy.deepcopy(bench.stages[stage]).items() if k not in GRAPH_KEYS}
+    values["data"] = {**bench.data, "fold": fold, **values.get("data", {})}
     values["trainer"] = {**bench.trainer, **values.get("trainer", {})}
-    if stage == "teacher_occaug" or stage in STUDENT_STAGES:
+    if bench.stages[stage].get("occluded"):
         values["data"]["occlusion"] = dict(bench.training_occlusion)
     values.setdefault("name", stage)
     values.setdefault("seed", bench.seed)
@@ -107,10 +149,11 @@ def stage_config(bench: BenchConfig, stage: str, fold: int, **extra: Any) -> Sta
         values.setdefault("model", {}).setdefault("num_aus", num_aus)
         if values["stage"] == "teacher":
             values["model"].setdefault("neighbor_num", 4 if num_aus >= 12 else 3)
-    values["init"] = {**values.get("init", {}), **extra.pop("init", {})}  # e.g. the preset's ImageNet backbone
-    for k, v in extra.items():
-        values[k] = v
-    return from_dict(StageConfig, values)
+    values["init"] = {**values.get("init", {}), **(init or {})}  # e.g. the preset's ImageNet backbone
+    try:
+        return from_dict(StageConfig, values)
+    except ValueError as err:
+        raise ValueError(f"stages.{stage}: {err}") from None
 
 
 def _trained(out_dir: Path, config: StageConfig, what: str, log) -> dict[str, Path]:
@@ -134,40 +177,35 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) 
     if finished.is_file():
         log(f"fold {fold}: already evaluated ({finished})")
         return json.loads(finished.read_text())
-    paths: dict[str, Path] = {}
-    for stage in (s for s in STAGE_ORDER if s in bench.stages):
-        init = {role: str(paths[source]) for role, source in STAGE_INIT.get(stage, {}).items()}
-        if stage in STUDENT_STAGES:
-            init["mae"] = str(mae_path)
-        config = stage_config(bench, stage, fold, init=init, name=EXPORTED_NAME.get(stage, stage))
-        exported = _trained(fold_dir / stage, config, f"fold {fold}: {stage}", log)
-        paths.update(exported if stage in STUDENT_STAGES else {stage: next(iter(exported.values()))})
-    return _evaluate_fold(bench, fold, fold_dir, mae_path, paths, log)
-
-
-def _evaluate_fold(bench: BenchConfig, fold: int, fold_dir: Path, mae_path: Path, paths: dict[str, Path], log):
-    teacher, occaug = paths["teacher_stage2"], paths["teacher_occaug"]
-    specs = {"teacher": str(teacher), "teacher_occaug": str(occaug), "mae_recon_teacher": f"{mae_path}+{teacher}"}
-    specs |= {name: str(p) for name, p in paths.items() if name.startswith("student")}
-    methods = load_methods(specs)
-    data = from_dict(StageConfig, {"data": {**bench.data, "fold": fold}}).data
-    faces = every_nth(build_face_dataset(data, "test"), int(bench.eval.get("stride", 1)))
-    log(f"fold {fold}: evaluating {len(methods.names)} methods x {len(bench.conditions)} conditions on {len(faces)} faces")
-    results = evaluate_conditions(methods, faces, bench.conditions, len(dataset_aus(data.dataset)),
-                                  batch_size=int(bench.eval.get("batch_size", 128)),
-                                  fill=bench.eval.get("fill", "black"), seed=data.seed)
-    timings = time_methods(methods, faces, batch_size=int(bench.eval.get("timing_batch_size", 32)),
-                           repeats=int(bench.eval.get("timing_repeats", 5)))
-    fold_result = {"fold": fold, "results": results, "references": _references(bench, fold), "timings": timings}
-    (fold_dir / "fold_results.json").write_text(json.dumps(fold_result, indent=1))
+    models: dict[str, Path] = {MAE_STAGE: mae_path}  # stage -> its trained model (a stage with one)
+    specs: dict[str, str] = {}
+    for stage in stage_plan(bench):
+        init = {role: str(_single_model(models, source, stage.name)) for role, source in stage.inputs.items()}
+        config = stage_config(bench, stage.name, fold, init)
+        exported = _trained(fold_dir / stage.name, config, f"fold {fold}: {stage.name}", log)
+        models[stage.name] = next(iter(exported.values())) if len(exported) == 1 else None
+        if stage.evaluate:
+            specs |= {name: f"{METHOD_KIND_OF_STAGE[stage.kind]}:{path}" for name, path in exported.items()}
+    specs |= {name: _fill(spec, models, name) for name, spec in bench.methods.items()}
+    data = from_dict(DataConfig, {**bench.data, "fold": fold})
+    fold_result = evaluate_fold(specs, data, bench.conditions, bench.eval, log)
+    finished.write_text(json.dumps(fold_result, indent=1))
     return fold_result
 
 
-def _references(bench: BenchConfig, fold: int) -> dict[str, dict]:
-    """The reference lines on the fold's evaluated test faces (labels only, so cheap enough to redo on resume)."""
-    data = from_dict(StageConfig, {"data": {**bench.data, "fold": fold}}).data
-    test = every_nth(build_face_dataset(data, "test"), int(bench.eval.get("stride", 1)))
-    return fold_references(build_face_dataset(data, "train"), test)
+def _single_model(models: dict[str, Path | None], stage: str, reader: str) -> Path:
+    if models[stage] is None:
+        raise ValueError(f"stage {reader} starts from {stage}, which trains several models; name one stage per model")
+    return models[stage]
+
+
+def _placeholders(spec: str) -> list[str]:
+    return re.findall(r"\{(\w+)\}", spec)
+
+
+def _fill(spec: str, models: dict[str, Path | None], method: str) -> str:
+    """A method spec with each ``{stage}`` replaced by that stage's trained model."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(_single_model(models, m.group(1), f"method {method}")), spec)
 
 
 def _mae_for(bench: BenchConfig, fold: int, out_dir: Path, log) -> Path:
@@ -175,13 +213,11 @@ def _mae_for(bench: BenchConfig, fold: int, out_dir: Path, log) -> Path:
     pretrained now (``mae: pretrain``) only on faces outside the fold's test part."""
     if bench.mae_checkpoint:
         return Path(bench.mae_checkpoint)
-    if bench.mae not in MAE_SOURCES:
-        raise ValueError(f"benchmark preset {bench.name}: mae must be one of {MAE_SOURCES}, got {bench.mae!r}")
     if bench.mae == "shipped":
         path = shipped_weights(SYNTHFACS_MAE)
         log(f"fold {fold}: mae: the shipped SynthFACS MAE ({path.name})")
         return path
-    config = stage_config(bench, "mae", fold=fold, name="mae")
+    config = stage_config(bench, MAE_STAGE, fold)
     if mae_is_shared(config):
         return next(iter(_trained(out_dir / "mae", config, "mae (faces outside every fold)", log).values()))
     return next(iter(_trained(out_dir / f"fold{fold}" / "mae", config, f"fold {fold}: mae (training subjects)",
@@ -205,26 +241,10 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
     bench.data.setdefault("cache_dir", str(out_dir / "data"))
     log(f"benchmark {bench.name}: output in {out_dir}")
     per_fold = {fold: run_fold(bench, fold, out_dir, _mae_for(bench, fold, out_dir, log), log) for fold in bench.folds}
-    data = from_dict(StageConfig, {"data": {**bench.data, "fold": bench.folds[0]}}).data
-    results = {
-        "dataset": data.dataset,
-        "aus": list(dataset_aus(data.dataset)),
-        "folds": list(bench.folds),
-        "seed": data.seed,
-        "preset": bench.name,
-        "conditions": list(bench.conditions),
-        "fill": bench.eval.get("fill", "black"),
-        "software": software_info(),
-        "machine": machine_info(),
-        "results": mean_over_folds({f: r["results"] for f, r in per_fold.items()}),
-        "references": references_over_folds({f: r.get("references") or _references(bench, f)
-                                             for f, r in per_fold.items()}),  # folds evaluated before references
-        "timings": per_fold[bench.folds[0]]["timings"],
-        "wall_time_s": round(time.perf_counter() - start, 1),
-    }
+    data = from_dict(DataConfig, {**bench.data, "fold": bench.folds[0]})
+    results = results_over_folds(per_fold, data, bench.conditions, bench.eval, preset=bench.name)
+    results["wall_time_s"] = round(time.perf_counter() - start, 1)
     report = out_dir / "report"
-    write_results(report, results)
-    plot_all(results, report)
+    write_report(results, report)
     log(f"benchmark {bench.name} finished in {results['wall_time_s']:.0f} s; report: {report / 'results.md'}")
     return report
-

@@ -31,6 +31,7 @@ from occau.checkpoints.io import (
     save_checkpoint,
     unwrap_state_dict,
 )
+from occau.config import from_dict
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from occau.models.mae import MAE_CONFIGS, MAEConfig, MaskedAutoencoderViT
 from occau.models.pos_embed import resize_pos_embed
@@ -94,7 +95,7 @@ def import_occau(path: str | Path) -> ImportedMAE:
     sd, meta = load_checkpoint(path)
     if meta.get("kind") != "mae":
         raise CheckpointError(f"{path}: an occau checkpoint of kind {meta.get('kind')!r}, not 'mae'")
-    config = MAEConfig(**meta["model"])
+    config = from_dict(MAEConfig, meta["model"], "model.")
     return ImportedMAE(
         sd, has_decoder=bool(meta["has_decoder"]), format="occau", dropped=(), license=meta["license"],
         config=config, arch=meta.get("arch"),

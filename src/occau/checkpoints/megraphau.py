@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..aus import BP4D_AUS, DISFA_AUS
+from ..config import from_dict
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from ..models.megraphau import BACKBONES, MEGraphAU, MEGraphAUConfig
 from .io import CheckpointError, load_checkpoint, load_exact, load_foreign, save_checkpoint, unwrap_state_dict
@@ -102,7 +103,7 @@ def config_from_meta(meta: Mapping, path: str | Path) -> MEGraphAUConfig:
         raise CheckpointError(
             f"{path}: not a ME-GraphAU checkpoint (kind={meta.get('kind')!r}, arch={meta.get('arch')!r})"
         )
-    return MEGraphAUConfig.from_dict(dict(meta["model"]))
+    return from_dict(MEGraphAUConfig, dict(meta["model"]), "model.")
 
 
 def load_megraphau(path: str | Path, config: MEGraphAUConfig | None = None) -> MEGraphAU:

@@ -14,7 +14,7 @@ from occau.checkpoints.io import CheckpointError, load_checkpoint, load_exact
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from occau.models.mae import MAEConfig, MaskedAutoencoderViT
 from occau.models.student import LatentStudent, StudentConfig
-from occau.training.config import from_dict
+from occau.config import from_dict
 
 
 def load_student(path: str | Path) -> tuple[MaskedAutoencoderViT, LatentStudent, dict[str, Any]]:

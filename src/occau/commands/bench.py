@@ -31,27 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from occau.benchmark import load_bench_config, run_benchmark
 
-    bench = load_bench_config(args.preset, args.overrides)
-    if args.dataset == "synth":
-        if args.variant:
-            bench.data["dataset"] = args.variant
-    else:
-        if not args.data:
-            print(f"occau bench {args.dataset}: --data DIR (from `occau prepare {args.dataset}`) is required",
-                  file=sys.stderr)
-            return 2
-        if not args.preset.endswith((".yaml", ".yml")):
-            print(f"occau bench {args.dataset}: --preset must be a benchmark YAML sized for real faces (the packaged "
-                  f"presets are SynthFACS-sized, 64 px); see docs/real_data.md", file=sys.stderr)
-            return 2
-        bench.data.update(source="prepared", dataset=args.dataset, root=args.data)
-    if args.folds:
-        bench.folds = [int(f) for f in args.folds.split(",")]
-    if args.seed is not None:
-        bench.data["seed"] = args.seed
-        bench.seed = args.seed
-    if args.pretrain_mae or args.dataset != "synth":
-        bench.mae = "pretrain"
+    if args.dataset != "synth" and not args.data:
+        print(f"occau bench {args.dataset}: --data DIR (from `occau prepare {args.dataset}`) is required",
+              file=sys.stderr)
+        return 2
+    if args.dataset != "synth" and not args.preset.endswith((".yaml", ".yml")):
+        print(f"occau bench {args.dataset}: --preset must be a benchmark YAML sized for real faces (the packaged "
+              f"presets are SynthFACS-sized, 64 px); see docs/real_data.md", file=sys.stderr)
+        return 2
+    try:  # every flag is an override, so the whole study is checked before any training
+        bench = load_bench_config(args.preset, [*_flag_overrides(args), *args.overrides])
+    except (ValueError, FileNotFoundError) as err:
+        print(f"occau bench: {err}", file=sys.stderr)
+        return 2
     start = time.monotonic()
 
     def log(message: str) -> None:
@@ -60,3 +52,19 @@ def run(args: argparse.Namespace) -> int:
 
     run_benchmark(bench, args.out, log=log)
     return 0
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The command's flags as preset overrides (``key=value``)."""
+    overrides = []
+    if args.dataset == "synth" and args.variant:
+        overrides.append(f"data.dataset={args.variant}")
+    if args.dataset != "synth":
+        overrides += ["data.source=prepared", f"data.dataset={args.dataset}", f"data.root={args.data}"]
+    if args.folds:
+        overrides.append(f"folds=[{args.folds}]")
+    if args.seed is not None:
+        overrides += [f"data.seed={args.seed}", f"seed={args.seed}"]
+    if args.pretrain_mae or args.dataset != "synth":
+        overrides.append("mae=pretrain")
+    return overrides

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from occau.checkpoints.io import CheckpointError
-    from occau.detect import Detector, failures_path
-    from occau.detect.inputs import MAX_PIXELS
+    from occau.data.images import MAX_PIXELS
+    from occau.inference import Detector, failures_path
 
     if args.threads:
         torch.set_num_threads(args.threads)

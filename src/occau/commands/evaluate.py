@@ -1,8 +1,9 @@
 """``occau evaluate``: any trained methods x any protocol conditions x any folds -> results.json, results.md, plots.
 
-Methods are ``NAME=SPEC``, where SPEC is a teacher checkpoint, a student bundle, or ``MAE+TEACHER`` for the
-reconstruct-then-teacher baseline; ``{fold}`` in a SPEC is replaced by each fold number, e.g.
-``--method student=runs/quick/fold{fold}/student/student.safetensors``.
+Methods are ``NAME=KIND:CHECKPOINT`` with KIND ``teacher`` (a ME-GraphAU teacher on the occluded face), ``student``
+(a student bundle on the visible tokens) or ``recon`` (``recon:MAE+TEACHER``, reconstruct then the teacher);
+``{fold}`` is replaced by each fold number, e.g.
+``--method student=student:runs/quick/fold{fold}/student/student.safetensors``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate trained methods under occlusion conditions",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", action="append", required=True, metavar="NAME=SPEC", help="a method to evaluate")
+    p.add_argument("--method", action="append", required=True, metavar="NAME=KIND:CHECKPOINT",
+                   help="a method to evaluate; KIND is teacher, student or recon (recon:MAE+TEACHER)")
     p.add_argument("--dataset", default=None,
                    help="synth-bp4d, synth-disfa, bp4d or disfa (default: read from --data's prepare.json, else "
                    "synth-bp4d)")
@@ -24,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", default="1", help="comma-separated folds, e.g. 1,2,3")
     p.add_argument("--conditions", default="all", help="comma-separated protocol conditions, or 'all'")
     p.add_argument("--fill", default="black", help="fill of occluded pixels: black, mean, noise, texture")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="token grid of the occlusion masks (default: the MAE's, else the standard grid of the crops)")
     p.add_argument("--stride", type=int, default=1, help="evaluate every n-th test frame")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -36,54 +40,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from occau.aus import dataset_aus
-    from occau.evaluation.evaluate import (evaluate_conditions, every_nth, mean_over_folds, references_over_folds,
-                                          time_methods)
-    from occau.evaluation.methods import load_methods
-    from occau.evaluation.references import fold_references
+    from occau.data.config import DataConfig
+    from occau.evaluation.evaluate import EvalConfig, evaluate_fold, results_over_folds
+    from occau.evaluation.methods import parse_spec
     from occau.occlusion import CONDITIONS
-    from occau.reports.plots import plot_all
-    from occau.reports.results import machine_info, software_info, write_results
-    from occau.training.config import DataConfig
-    from occau.training.data import build_face_dataset
+    from occau.reports.results import write_report
 
     specs = dict(_parse_method(m) for m in args.method)
+    conditions = list(CONDITIONS) if args.conditions == "all" else args.conditions.split(",")
     try:
+        for spec in specs.values():
+            parse_spec(spec)
         args.dataset = resolve_dataset(args.dataset, args.data)
+        unknown = sorted(set(conditions) - set(CONDITIONS))
+        if unknown:
+            raise ValueError(f"unknown conditions {unknown}; known: {list(CONDITIONS)}")
     except ValueError as err:
         print(f"occau evaluate: {err}", file=sys.stderr)
         return 2
-    conditions = list(CONDITIONS) if args.conditions == "all" else args.conditions.split(",")
-    unknown = sorted(set(conditions) - set(CONDITIONS))
-    if unknown:
-        print(f"occau evaluate: unknown conditions {unknown}; known: {list(CONDITIONS)}", file=sys.stderr)
-        return 2
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
-    folds = [int(f) for f in args.folds.split(",")]
     prepared = args.dataset in ("bp4d", "disfa")
-    per_fold, references, timings = {}, {}, {}
-    for fold in folds:
-        methods = load_methods({name: spec.replace("{fold}", str(fold)) for name, spec in specs.items()})
-        data = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset, preset=args.preset,
-                          root=args.data if prepared else None, cache_dir=None if prepared else args.data,
-                          fold=fold, seed=args.seed)
-        faces = every_nth(build_face_dataset(data, "test"), args.stride)
-        per_fold[fold] = evaluate_conditions(methods, faces, conditions, len(dataset_aus(args.dataset)),
-                                             batch_size=args.batch_size, fill=args.fill, seed=args.seed, device=device)
-        references[fold] = fold_references(build_face_dataset(data, "train"), faces)
-        if not timings:
-            timings = time_methods(methods, faces, device=device)
-    results = {
-        "dataset": args.dataset, "aus": list(dataset_aus(args.dataset)), "folds": folds, "seed": args.seed,
-        "preset": args.preset, "conditions": conditions, "fill": args.fill, "methods": specs,
-        "software": software_info(), "machine": machine_info(),
-        "results": mean_over_folds(per_fold), "references": references_over_folds(references), "timings": timings,
-    }
-    json_path, md_path = write_results(args.out, results)
-    plot_all(results, args.out)
-    print(f"results: {json_path}\n         {md_path}")
+    settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device)
+    data_of = {}
+    per_fold = {}
+    for fold in (int(f) for f in args.folds.split(",")):
+        data_of[fold] = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset,
+                                   preset=args.preset, root=args.data if prepared else None,
+                                   cache_dir=None if prepared else args.data, fold=fold, seed=args.seed,
+                                   patch_size=args.patch_size)
+        fold_specs = {name: spec.replace("{fold}", str(fold)) for name, spec in specs.items()}
+        per_fold[fold] = evaluate_fold(fold_specs, data_of[fold], conditions, settings)
+    results = results_over_folds(per_fold, next(iter(data_of.values())), conditions, settings, preset=args.preset,
+                                 methods=specs)
+    md_path = write_report(results, args.out)
+    print(f"results: {Path(args.out) / 'results.json'}\n         {md_path}")
     if args.check_teacher:
         return _check_teacher(results, args.check_teacher, Path(args.out))
     return 0
@@ -128,5 +117,5 @@ def resolve_dataset(dataset: str | None, data: str | None) -> str:
 def _parse_method(text: str) -> tuple[str, str]:
     name, sep, spec = text.partition("=")
     if not sep or not name or not spec:
-        raise SystemExit(f"occau evaluate: --method must be NAME=SPEC, got {text!r}")
+        raise SystemExit(f"occau evaluate: --method must be NAME=KIND:CHECKPOINT, got {text!r}")
     return name, spec

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         path = render_cache(config, args.variant, args.out, workers=args.workers)
         print(f"[occau] SynthFACS cache: {path} ({config.n_frames} frames of {config.image_size} px)")
         return 0
-    from occau.data.synthfacs.datasheet import write_datasheet
+    from occau.reports.datasheet import write_datasheet
 
     write_datasheet(args.variant, config, args.out, measure=not args.no_speed,
                     log=lambda msg: print(f"[occau] {msg}", flush=True))

@@ -63,8 +63,8 @@ def prepare_faces(config: FacesConfig) -> dict:
     """Detect, align and crop one face per photo; returns the summary (also written to ``summary.json``)."""
     from tqdm import tqdm
 
-    from occau.detect.inputs import InputError, read_image
-    from occau.faces.detect import FaceDetector
+    from occau.data.images import InputError, read_image
+    from occau.faces.face_detector import FaceDetector
 
     if config.image_format not in ("jpg", "png"):
         raise PrepareError(f"image_format must be jpg or png, got {config.image_format!r}")
@@ -135,7 +135,7 @@ def _write(config: FacesConfig, rel: str, crop: np.ndarray) -> str:
 
 def _info(config: FacesConfig) -> dict:
     from occau import __version__
-    from occau.faces.detect import available_backends
+    from occau.faces.face_detector import available_backends
 
     return {
         "format": FORMAT_VERSION,

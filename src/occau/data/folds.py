@@ -26,7 +26,7 @@ BP4D_TASKS: tuple[str, ...] = ("T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8")
 FOLDS: tuple[int, ...] = (1, 2, 3)
 ALL = "all"  # data.fold=all: train on every subject, for a model to deploy (no test part, no validation)
 MEGRAPHAU_TEST_PART: dict[int, int] = {1: 3, 2: 2, 3: 1}  # ME-GraphAU fold -> the part it tests
-VAL_FRACTION = 1 / 6
+VAL_SUBJECT_FRACTION = 1 / 6
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def train_parts(fold: int) -> tuple[int, ...]:
     return tuple(p for p in (1, 2, 3) if p != fold)
 
 
-def validation_subjects(train: tuple[str, ...], fraction: float = VAL_FRACTION) -> tuple[str, ...]:
+def validation_subjects(train: tuple[str, ...], fraction: float = VAL_SUBJECT_FRACTION) -> tuple[str, ...]:
     """A deterministic, evenly spread subset of the training subjects (sorted names, every ~1/fraction-th).
 
     Sorting interleaves F/M (BP4D) names so the subset keeps both sexes; no RNG, so it never changes.
@@ -94,7 +94,7 @@ def validation_subjects(train: tuple[str, ...], fraction: float = VAL_FRACTION) 
     return tuple(s for s in train if s in {ordered[i] for i in picks})
 
 
-def fold_split(dataset: str, fold: int | str, val_fraction: float = VAL_FRACTION) -> FoldSplit:
+def fold_split(dataset: str, fold: int | str, val_subject_fraction: float = VAL_SUBJECT_FRACTION) -> FoldSplit:
     """occau fold ``fold``: test part ``fold``, train on the other two minus a validation subset.
 
     ``fold="all"`` trains on every subject with nothing held out: there is nothing left to test on or select with,
@@ -103,7 +103,7 @@ def fold_split(dataset: str, fold: int | str, val_fraction: float = VAL_FRACTION
         return FoldSplit(fold=ALL, train=all_subjects(dataset), val=(), test=())
     parts = dataset_parts(dataset)
     trainval = tuple(s for p in train_parts(fold) for s in parts[p - 1])
-    val = validation_subjects(trainval, val_fraction)
+    val = validation_subjects(trainval, val_subject_fraction)
     train = tuple(s for s in trainval if s not in val)
     return FoldSplit(fold=fold, train=train, val=val, test=parts[fold - 1])
 

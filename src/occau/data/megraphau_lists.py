@@ -24,7 +24,7 @@ from occau.aus import dataset_aus
 from occau.data import disfa
 from occau.data.folds import FOLDS, MEGRAPHAU_TEST_PART, dataset_parts, subject_part, train_parts
 from occau.data.prepared import SequenceLabels
-from occau.data.statistics import class_weights, relation_labels
+from occau.data.statistics import class_weights, pair_states
 
 PREFIX = {"bp4d": "BP4D", "disfa": "DISFA"}
 UNKNOWN_CODE = 9
@@ -120,7 +120,7 @@ def export_lists(sequences: list[SequenceLabels], out_dir: Path, unknown: str = 
         train_paths = [p for t in train for p in t[0]]
         train_labels = np.concatenate([t[1] for t in train])
         weights = class_weights(np.concatenate([t[2] for t in train]), np.concatenate([t[3] for t in train]))
-        rel, _ = relation_labels(train_labels, np.ones(train_labels.shape, dtype=bool))
+        rel, _ = pair_states(train_labels, np.ones(train_labels.shape, dtype=bool))
         weight_row = "\t".join(f"{w:f}" for w in weights) + "\n"
         f = me_fold
         _write(out_dir, f"{prefix}_test_img_path_fold{f}.txt", "".join(p + "\n" for p in test[0]), report)

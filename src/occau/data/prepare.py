@@ -254,7 +254,7 @@ def _resize_matrix(image: np.ndarray, size: int) -> np.ndarray:
 def prepare_sequence(config: PrepareConfig, job: Job, progress: Callable[[int], None] | None = None) -> int:
     """Prepare one sequence, resuming from its journal; returns the number of frames processed now."""
     from occau.faces.align import similarity_transform, warp_face
-    from occau.faces.detect import FaceDetector
+    from occau.faces.face_detector import FaceDetector
 
     work = Path(config.out) / WORK_DIR
     final = work / f"{_key(job)}.jsonl"
@@ -326,7 +326,7 @@ def prepare_sequence(config: PrepareConfig, job: Job, progress: Callable[[int], 
 
 def _worker_init() -> None:
     # The pool's workers already fill the cores. yuface's bundled libgomp reads OMP_NUM_THREADS when it loads,
-    # which in a worker is after this (see occau.faces.detect for why one thread).
+    # which in a worker is after this (see occau.faces.face_detector for why one thread).
     os.environ["OMP_NUM_THREADS"] = "1"
     cv2.setNumThreads(1)
 
@@ -340,7 +340,7 @@ def _run_job(config: PrepareConfig, job: Job, q) -> int:
 
 def _info(config: PrepareConfig) -> dict:
     from occau import __version__
-    from occau.faces.detect import available_backends
+    from occau.faces.face_detector import available_backends
 
     return {
         "format": FORMAT_VERSION,

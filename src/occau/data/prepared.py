@@ -85,7 +85,9 @@ class PreparedDataset(torch.utils.data.Dataset):
     ``all``; ``fold`` k tests part k (PROTOCOL §4).
     """
 
-    def __init__(self, root: str | Path, split: str = "train", fold: int = 1, val_fraction: float = 1 / 6) -> None:
+    def __init__(
+        self, root: str | Path, split: str = "train", fold: int = 1, val_subject_fraction: float = 1 / 6
+    ) -> None:
         self.root = Path(root)
         self.info = read_info(self.root)
         self.dataset: str = self.info["dataset"]
@@ -100,7 +102,7 @@ class PreparedDataset(torch.utils.data.Dataset):
         if split == "all":
             subjects = None
         else:
-            subjects = set(fold_split(self.dataset, fold, val_fraction).subjects(split))
+            subjects = set(fold_split(self.dataset, fold, val_subject_fraction).subjects(split))
         self.records = [r for r in read_manifest(self.root) if subjects is None or r["subject"] in subjects]
         self.subjects = tuple(dict.fromkeys(r["subject"] for r in self.records))
 

@@ -1,4 +1,4 @@
-"""Label statistics of a training split: counts, ME-GraphAU's class weights, edge-loss relation labels.
+"""Label statistics of a training split: counts, ME-GraphAU's class weights, AU-pair states of every frame.
 
 The weight formula is upstream's (UPSTREAM §2.7): with r_i the occurrence rate of AU i, w_i = (1/r_i) / sum_j(1/r_j)
 * N, so the weights average 1. Upstream counts every label > 0 over all frames, so a BP4D 9 counts as a positive;
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from occau.losses.edge import relation_labels as _relation_labels
-from occau.losses.edge import relation_valid as _relation_valid
+from occau.data.relations import relation_labels, relation_valid
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,13 @@ def class_weights(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return weights_from_rates(occurrence_rates(labels, mask))
 
 
-def relation_labels(labels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edge-loss targets ``rel[:, j*N + k] = 2*a_j + a_k`` (T, N*N) int64 and their validity (T, N*N) bool.
+def pair_states(labels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AU-pair states of every frame (the edge-loss targets and ME-GraphAU's relation file rows)
+    ``rel[:, j*N + k] = 2*a_j + a_k`` (T, N*N) int64, and their validity (T, N*N) bool.
 
     A pair is valid only when both AU labels are known; invalid pairs hold the code of 0 for the unknown AU.
     """
     labels, mask = _check(labels, mask)
-    rel = _relation_labels(torch.from_numpy(np.where(mask, labels, 0).astype(np.int64)))
-    valid = _relation_valid(torch.from_numpy(mask))
+    rel = relation_labels(torch.from_numpy(np.where(mask, labels, 0).astype(np.int64)))
+    valid = relation_valid(torch.from_numpy(mask))
     return rel.numpy(), valid.numpy()

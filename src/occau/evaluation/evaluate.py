@@ -1,23 +1,91 @@
-"""Evaluate method groups on the test part of a fold under every occlusion condition (PROTOCOL §2-§3).
+"""Evaluate methods on the test part of each fold under every occlusion condition (PROTOCOL §2-§3).
 
 Every method sees the same occluded pixels (occlusion is seeded by (seed, condition, sample key)); F1 is counted
 over all test frames of the fold, per AU, at threshold 0.5. Inference time per face is measured separately, one
 method at a time, so shared work (the student group's encoder) is charged to each method in full.
+
+:func:`evaluate_fold` and :func:`results_over_folds` are the one evaluation path of both ``occau evaluate`` and
+``occau bench``: methods by spec, the fold's test faces, the references on the same faces, the timings, and the
+``results.json`` layout (occau.reports.results).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from occau.evaluation.metrics import AUF1
-from occau.evaluation.methods import MethodGroup, MethodSet, StudentsOnVisible
-from occau.training.data import FaceTensors
+from occau.aus import dataset_aus
+from occau.data.config import DataConfig
+from occau.data.datasets import build_face_dataset
+from occau.evaluation.environment import machine_info, software_info
+from occau.evaluation.methods import MethodGroup, MethodSet, StudentsOnVisible, load_methods
+from occau.evaluation.references import fold_references
+from occau.metrics import AUF1
+from occau.occlusion.face_tensors import FaceTensors
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How methods are evaluated: which test frames, in what batches, what fills occluded pixels, how timed."""
+
+    stride: int = 1  # every n-th test frame (consecutive video frames are nearly identical)
+    batch_size: int = 128
+    fill: str = "black"  # of occluded pixels: black, mean, noise, texture
+    timing_batch_size: int = 32
+    timing_repeats: int = 5
+    timing_condition: str = "patch50"
+    device: str = "auto"  # auto: cuda when available
+
+
+def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str], settings: EvalConfig,
+                  log=print) -> dict[str, Any]:
+    """Every method (``{name: "KIND:CHECKPOINT"}``) under every condition on the fold ``data.fold``'s test faces, the
+    references on the same faces, and the time per face: ``{"fold", "results", "references", "timings"}``."""
+    device = resolve_device(settings.device)
+    methods = load_methods(specs, patch_size=data.patch_size)
+    faces = every_nth(build_face_dataset(data, "test"), settings.stride)
+    log(f"fold {data.fold}: evaluating {len(methods.names)} methods x {len(conditions)} conditions on {len(faces)} "
+        "faces")
+    results = evaluate_conditions(methods, faces, conditions, len(dataset_aus(data.dataset)),
+                                  batch_size=settings.batch_size, fill=settings.fill, seed=data.seed, device=device)
+    timings = time_methods(methods, faces, condition=settings.timing_condition, batch_size=settings.timing_batch_size,
+                           repeats=settings.timing_repeats, device=device)
+    references = fold_references(build_face_dataset(data, "train"), faces)
+    return {"fold": data.fold, "results": results, "references": references, "timings": timings}
+
+
+def results_over_folds(per_fold: dict[int, dict[str, Any]], data: DataConfig, conditions: list[str],
+                       settings: EvalConfig, **provenance: Any) -> dict[str, Any]:
+    """The ``results.json`` content of a study from its folds' :func:`evaluate_fold` results (timings: the first
+    fold's), with what was evaluated and how; ``provenance`` adds keys such as the preset or the method specs."""
+    folds = sorted(per_fold)
+    return {
+        "dataset": data.dataset,
+        "aus": list(dataset_aus(data.dataset)),
+        "folds": folds,
+        "seed": data.seed,
+        **provenance,
+        "conditions": list(conditions),
+        "fill": settings.fill,
+        "software": software_info(),
+        "machine": machine_info(),
+        "results": mean_over_folds({f: per_fold[f]["results"] for f in folds}),
+        "references": references_over_folds({f: per_fold[f]["references"] for f in folds}),
+        "timings": per_fold[folds[0]]["timings"],
+    }
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def every_nth(faces: Dataset, stride: int) -> Dataset:
@@ -45,8 +113,8 @@ def evaluate_conditions(
     results: dict[str, dict[str, dict]] = {name: {} for name in methods.names}
     bar = tqdm(total=len(conditions) * len(faces), desc="evaluate", unit="face", disable=not progress)
     for condition in conditions:
-        loader = DataLoader(FaceTensors(faces, patch_size=methods.patch_size, condition=condition, fill=fill, seed=seed),
-                            batch_size=batch_size, num_workers=num_workers)
+        tensors = FaceTensors(faces, patch_size=methods.patch_size, condition=condition, fill=fill, seed=seed)
+        loader = DataLoader(tensors, batch_size=batch_size, num_workers=num_workers)
         metrics = {name: AUF1(num_aus).to(device) for name in methods.names}
         for batch in loader:
             images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)

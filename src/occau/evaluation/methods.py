@@ -1,15 +1,20 @@
 """The methods compared under occlusion, as uniform predictors: occluded batch -> AU probabilities per method.
 
-- ``teacher``: the clean-trained teacher on the occluded face (no training for occlusion).
-- ``teacher_occaug``: a teacher trained with occlusion augmentation, on the occluded face.
-- ``mae_recon_teacher``: the MAE decoder fills the occluded tokens, pasted into the visible image, then the clean
-  teacher.
-- students: the frozen MAE encoder on the visible tokens only, then each latent-mining head. Students sharing an
-  encoder are one group, so the encoder runs once per batch for all of them (as in training).
+A method is named by a spec ``KIND:CHECKPOINT``; :data:`METHOD_KINDS` is the registry of kinds:
+
+- ``teacher:FILE``: a ME-GraphAU teacher on the occluded face (the clean teacher, or one trained with occlusion
+  augmentation; occau safetensors or an official ``.pth``).
+- ``recon:MAE+TEACHER``: the MAE decoder fills the occluded tokens, pasted into the visible image, then the teacher.
+- ``student:FILE``: a student bundle: the MAE encoder on the visible tokens only, then the latent-mining head.
+  Students sharing an encoder are one group, so the encoder runs once per batch for all of them (as in training).
+
+The benchmark's method names (what its presets call their trained models) are the constants below; the claims and
+plots read them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +22,16 @@ from torch import Tensor, nn
 
 from occau.models.mae import MaskedAutoencoderViT
 from occau.models.megraphau.model import MEGraphAU
+
+
+TEACHER = "teacher"  # the clean-trained teacher on the occluded face
+TEACHER_OCCAUG = "teacher_occaug"  # the teacher fine-tuned under the training occlusion mixture
+RECONSTRUCT = "mae_recon_teacher"  # MAE reconstruction, then the clean teacher
+STUDENT = "student"  # the method: latent mining with node and edge KD
+STUDENT_NO_KD = "student_no_kd"
+STUDENT_NODE_KD = "student_node_kd"
+STUDENT_EDGE_KD = "student_edge_kd"
+STUDENT_RANDOM_INIT = "student_random_init"  # the no-pretraining control
 
 
 class MethodGroup(nn.Module):
@@ -52,6 +67,11 @@ class StudentsOnVisible(MethodGroup):
         super().__init__()
         self.names, self.encoder, self.students = tuple(students), encoder, nn.ModuleDict(students)
 
+    def add(self, name: str, student: nn.Module) -> None:
+        """Another student on the same encoder weights."""
+        self.students[name] = student
+        self.names = (*self.names, name)
+
     def forward(self, images: Tensor, token_mask: Tensor) -> dict[str, Tensor]:
         latents = self.encoder.encode_visible(images, token_mask)
         return {name: student(latents).probs for name, student in self.students.items()}
@@ -59,10 +79,11 @@ class StudentsOnVisible(MethodGroup):
 
 @dataclass
 class MethodSet:
-    """All method groups of one fold, plus the patch size that defines their token grid."""
+    """All method groups of one fold, plus the patch size that defines their token grid (None: the standard grid of
+    the faces' size)."""
 
     groups: list[MethodGroup]
-    patch_size: int
+    patch_size: int | None
     names: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,47 +97,73 @@ class MethodSet:
         return self
 
 
-def load_methods(specs: dict[str, str]) -> MethodSet:
-    """Methods from checkpoints: ``{name: spec}`` where a spec is a teacher checkpoint (teacher on the occluded
-    face), a student bundle (student on the visible tokens) or ``MAE+TEACHER`` (reconstruct, then the teacher).
+def _teacher(name: str, path: str) -> tuple[MethodGroup, int | None]:
+    from occau.checkpoints.megraphau import load_megraphau
 
-    Students whose bundles hold identical encoder weights share one encoder pass.
-    """
+    return TeacherOnOccluded(name, load_megraphau(path)), None
+
+
+def _reconstruct(name: str, paths: str) -> tuple[MethodGroup, int | None]:
     from occau.checkpoints.mae import load_mae
     from occau.checkpoints.megraphau import load_megraphau
+
+    mae_path, sep, teacher_path = paths.partition("+")
+    if not sep:
+        raise ValueError(f"method {name}: a recon spec is recon:MAE+TEACHER, got recon:{paths}")
+    mae = load_mae(mae_path)
+    return ReconstructThenTeacher(name, mae, load_megraphau(teacher_path)), mae.config.patch_size
+
+
+def _student(name: str, path: str) -> tuple[MethodGroup, int | None]:
     from occau.checkpoints.student import load_student
 
+    encoder, student, _ = load_student(path)
+    return StudentsOnVisible(encoder, {name: student}), encoder.config.patch_size
+
+
+# kind -> loader of (one method's group, the patch size its MAE needs, or None)
+METHOD_KINDS: dict[str, Callable[[str, str], tuple[MethodGroup, int | None]]] = {
+    "teacher": _teacher,
+    "recon": _reconstruct,
+    "student": _student,
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``KIND:CHECKPOINT`` -> (kind, checkpoint), with an error naming the known kinds."""
+    kind, sep, path = spec.partition(":")
+    if not sep or kind not in METHOD_KINDS or not path:
+        raise ValueError(f"method spec {spec!r} must be KIND:CHECKPOINT with KIND one of {', '.join(METHOD_KINDS)}")
+    return kind, path
+
+
+def load_methods(specs: dict[str, str], patch_size: int | None = None) -> MethodSet:
+    """Methods from ``{name: "KIND:CHECKPOINT"}`` (:data:`METHOD_KINDS`) on the token grid ``patch_size``.
+
+    Every MAE among them must have ``patch_size``-px patches (None: they must agree with each other); with no MAE,
+    the grid is ``patch_size`` or, when None, the standard grid of the faces' size. Students whose bundles hold
+    identical encoder weights share one encoder pass.
+    """
     groups: list[MethodGroup] = []
-    student_groups: list[tuple[MaskedAutoencoderViT, dict[str, nn.Module]]] = []
-    patch_sizes = set()
+    students: list[StudentsOnVisible] = []
+    patch_sizes = {} if patch_size is None else {"data.patch_size": patch_size}
     for name, spec in specs.items():
-        if "+" in spec:
-            mae_path, teacher_path = spec.split("+", 1)
-            mae = load_mae(mae_path)
-            patch_sizes.add(mae.config.patch_size)
-            groups.append(ReconstructThenTeacher(name, mae, load_megraphau(teacher_path)))
-        elif _kind(spec) == "student":
-            encoder, student, _ = load_student(spec)
-            patch_sizes.add(encoder.config.patch_size)
-            for shared, members in student_groups:
-                if _same_weights(shared, encoder):
-                    members[name] = student
-                    break
-            else:
-                student_groups.append((encoder, {name: student}))
+        kind, path = parse_spec(spec)
+        group, needs = METHOD_KINDS[kind](name, path)
+        if needs is not None:
+            patch_sizes[f"{name} ({path})"] = needs
+        if not isinstance(group, StudentsOnVisible):
+            groups.append(group)
+            continue
+        shared = next((s for s in students if _same_weights(s.encoder, group.encoder)), None)
+        if shared is None:
+            students.append(group)
         else:
-            teacher = load_megraphau(spec)
-            groups.append(TeacherOnOccluded(name, teacher))
-    groups += [StudentsOnVisible(encoder, members) for encoder, members in student_groups]
-    if len(patch_sizes) > 1:
-        raise ValueError(f"methods disagree on the token grid (patch sizes {sorted(patch_sizes)}); evaluate them apart")
-    return MethodSet(groups, patch_size=patch_sizes.pop() if patch_sizes else 16)
-
-
-def _kind(path: str) -> str | None:
-    from occau.checkpoints.io import read_meta
-
-    return (read_meta(path) or {}).get("kind")  # foreign files (official ME-GraphAU .pth) are teachers
+            shared.add(name, group.students[name])
+    if len(set(patch_sizes.values())) > 1:
+        raise ValueError(f"one token grid is needed, but the patch sizes are {patch_sizes}: evaluate these methods "
+                         "apart, or set the data's patch size to the MAE's")
+    return MethodSet([*groups, *students], patch_size=next(iter(patch_sizes.values()), None))
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:

@@ -1,7 +1,7 @@
 """ME-GraphAU's published clean-face F1, per AU, and a check of a trained teacher against it.
 
 Before spending GPU-days on students, a BP4D/DISFA user should know that their teacher, crops and folds reproduce
-upstream: ``occau evaluate --method teacher=... --conditions clean --folds 1,2,3 --check-teacher resnet50``
+upstream: ``occau evaluate --method teacher=teacher:... --conditions clean --folds 1,2,3 --check-teacher resnet50``
 compares the clean teacher's 3-fold mean F1 with the numbers ME-GraphAU's README publishes (IJCAI 2022, Table 1).
 """
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from occau.evaluation.metrics import f1_scores
+from occau.metrics import f1_scores
 
 REFERENCE_LABELS = {"all_present": "all AUs present", "wa_constant": "WA-optimal constant"}
 

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from occau.losses.edge import edge_loss, relation_labels, relation_valid
+from occau.data.relations import relation_labels, relation_valid
+from occau.losses.edge import edge_loss
 from occau.losses.wa import WeightedAsymmetricLoss
 from occau.models.outputs import AUOutput
 

@@ -1,7 +1,8 @@
-"""ME-GraphAU's edge (AU co-occurrence) targets and loss.
+"""ME-GraphAU's edge (AU co-occurrence) loss.
 
 Every ordered AU pair ``e = j * N + k`` (``j`` the end node, ``k`` the start node, self-pairs included; UPSTREAM
-§2.4) is classified into 4 states ``2 * a_j + a_k``: 0 neither, 1 only ``k``, 2 only ``j``, 3 both. The stage-2
+§2.4) is classified into 4 states ``2 * a_j + a_k``: 0 neither, 1 only ``k``, 2 only ``j``, 3 both. The targets are
+a property of the labels, made by ``occau.data.relations`` (``relation_labels``, ``relation_valid``). The stage-2
 objective is ``wa + lambda * edge`` (lambda 0.05 BP4D, 0.01 DISFA); combining them is the trainer's job.
 """
 
@@ -10,27 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-
-def relation_labels(labels: Tensor) -> Tensor:
-    """Binary AU labels (B, N) -> pair states (B, N*N) long with ``rel[:, j*N + k] = 2 * a_j + a_k``.
-
-    Labels must be 0/1; set unknown ones to 0 and drop their pairs with :func:`relation_valid`.
-    """
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be (B, N), got shape {tuple(labels.shape)}")
-    if ((labels != 0) & (labels != 1)).any():
-        raise ValueError("labels must be 0 or 1 (unknown labels, e.g. BP4D code 9, belong in a label mask)")
-    a = labels.long()
-    return (2 * a[:, :, None] + a[:, None, :]).flatten(1)  # (B, N, N) -> (B, N*N), row j = end, column k = start
-
-
-def relation_valid(label_mask: Tensor) -> Tensor:
-    """Known-label mask (B, N) -> (B, N*N) bool: a pair is valid when both of its AU labels are known."""
-    if label_mask.ndim != 2:
-        raise ValueError(f"label_mask must be (B, N), got shape {tuple(label_mask.shape)}")
-    m = label_mask.to(torch.bool)
-    return (m[:, :, None] & m[:, None, :]).flatten(1)
 
 
 def edge_loss(edge_logits: Tensor, relations: Tensor, valid: Tensor | None = None) -> Tensor:

@@ -28,7 +28,7 @@ KD targets are the teacher's gated-GCN outputs, which is what ``AUOutput`` carri
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from timm.layers import Mlp
@@ -45,8 +45,9 @@ READOUTS = ("grid", "set")
 
 @dataclass(frozen=True)
 class StudentConfig:
-    embed_dim: int = 768  # D: width of the MAE latents
-    num_patches: int = 196  # L: cells of the encoder's token grid (the grid readout's positions)
+    # D and L come from the MAE encoder the student reads; None in a stage config means "the encoder's" (for_encoder)
+    embed_dim: int | None = None  # D: width of the MAE latents
+    num_patches: int | None = None  # L: cells of the encoder's token grid (the grid readout's positions)
     num_aus: int = 12  # N
     dim: int = 512  # C: the teacher's node/edge width
     readout: str = "grid"  # "grid" (position-aware) or "set" (order-free ablation); see the module docstring
@@ -66,8 +67,17 @@ class StudentConfig:
         if self.dim % self.num_heads:
             raise ValueError(f"StudentConfig.dim {self.dim} is not a multiple of num_heads {self.num_heads}")
         if (self.num_aus < 1 or self.depth < 1 or self.edge_depth < 0 or self.gcn_layers < 1
-                or self.spatial_maps < 1 or self.num_patches < 1):
+                or self.spatial_maps < 1 or (self.num_patches is not None and self.num_patches < 1)):
             raise ValueError(f"invalid StudentConfig sizes: {self}")
+
+    def for_encoder(self, embed_dim: int, num_patches: int) -> StudentConfig:
+        """This config with the encoder's width D and token count L filled in; a value set that differs is an
+        error (a student cannot read latents of another width or grid)."""
+        for key, actual in (("embed_dim", embed_dim), ("num_patches", num_patches)):
+            given = getattr(self, key)
+            if given is not None and given != actual:
+                raise ValueError(f"model.{key} is {given} but the MAE encoder has {actual}")
+        return replace(self, embed_dim=embed_dim, num_patches=num_patches)
 
 
 STUDENT_CONFIGS: dict[str, StudentConfig] = {
@@ -204,8 +214,10 @@ class SetReadout(nn.Module):
 class LatentStudent(nn.Module):
     """Visible MAE latents -> ``AUOutput`` with the teacher's node/edge features, probabilities and edge logits."""
 
-    def __init__(self, config: StudentConfig = StudentConfig()) -> None:
+    def __init__(self, config: StudentConfig) -> None:
         super().__init__()
+        if config.embed_dim is None or config.num_patches is None:
+            raise ValueError("LatentStudent needs the encoder's embed_dim and num_patches (StudentConfig.for_encoder)")
         self.config = c = config
         self.readout = GridReadout(c) if c.readout == "grid" else SetReadout(c)
         self.pair_mlp = Mlp(3 * c.dim, c.dim, c.dim, drop=c.drop)
@@ -314,13 +326,3 @@ class EncoderStudent(nn.Module):
             else:  # patch_embed, cls_token, pos_embed
                 scales[f"encoder.{name}"] = self.layer_decay ** (depth + 1)
         return scales
-
-
-def build_student(name_or_config: str | StudentConfig) -> LatentStudent:
-    """A student from a preset name in :data:`STUDENT_CONFIGS` or an explicit config."""
-    if isinstance(name_or_config, StudentConfig):
-        return LatentStudent(name_or_config)
-    try:
-        return LatentStudent(STUDENT_CONFIGS[name_or_config])
-    except KeyError:
-        raise ValueError(f"unknown student preset {name_or_config!r}; known: {sorted(STUDENT_CONFIGS)}") from None

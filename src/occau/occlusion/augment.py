@@ -33,7 +33,7 @@ class RandomOcclusion:
         self,
         conditions: Mapping[str, float] | Sequence[str],
         fills: Mapping[str, float] | Sequence[str] = ("black",),
-        patch_size: int = 16,
+        patch_size: int | None = None,  # None: the standard grid of each crop's size
         mean_color: tuple[int, int, int] | None = None,
     ) -> None:
         self.conditions, self.condition_p = _weights(conditions, CONDITIONS, "conditions")

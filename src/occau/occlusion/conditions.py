@@ -16,7 +16,7 @@ import numpy as np
 from occau.occlusion import regions, shapes
 from occau.occlusion.fills import FILLS, fill_image
 from occau.occlusion.seeding import sample_rng
-from occau.occlusion.tokens import token_mask_from_pixels
+from occau.occlusion.tokens import standard_patch_size, token_mask_from_pixels
 
 RegionFn = Callable[[int, int, np.random.Generator], np.ndarray]  # (size, patch_size, rng) -> (S, S) bool
 OccluderFn = Callable[[int, np.random.Generator], shapes.Layer]  # (size, rng) -> Layer
@@ -42,6 +42,19 @@ OCCLUDERS: dict[str, OccluderFn] = {
     "hand": shapes.hand,
 }
 CONDITIONS: tuple[str, ...] = (*REGIONS, *OCCLUDERS)
+
+# How reports show the conditions: "patch" is a curve over the occluded fraction (PATCH_RATIOS), the other groups are
+# per-AU heatmaps. A new condition goes into REGIONS or OCCLUDERS and into one group here; tables and plots follow.
+CONDITION_GROUPS: dict[str, tuple[str, ...]] = {
+    "patch": ("clean", "patch25", "patch50", "patch75"),  # random token cells, by fraction
+    "square": ("square25", "square50"),  # random squares of several cells, by covered fraction
+    "block": ("upper", "lower", "left", "right", "center", "eyes", "mouth"),  # one fixed face region
+    "occluder": ("mask", "sunglasses", "hand"),  # realistic objects with their own colours
+}
+PATCH_RATIOS: dict[str, int] = {"clean": 0, "patch25": 25, "patch50": 50, "patch75": 75}  # % of cells covered
+_grouped = [c for group in CONDITION_GROUPS.values() for c in group]
+assert sorted(_grouped) == sorted(CONDITIONS), "every condition must be in exactly one of CONDITION_GROUPS"
+assert set(PATCH_RATIOS) == set(CONDITION_GROUPS["patch"]), "every patch condition needs its ratio"
 
 
 @dataclass(frozen=True)
@@ -69,11 +82,15 @@ def occlude(
     *,
     sample_key: str,
     seed: int = 0,
-    patch_size: int = 16,
+    patch_size: int | None = None,
     fill: str = "black",
     mean_color: tuple[int, int, int] | None = None,
 ) -> OcclusionResult:
-    """Apply one protocol condition to an aligned (S, S, 3) uint8 crop, deterministically per (seed, key)."""
+    """Apply one protocol condition to an aligned (S, S, 3) uint8 crop, deterministically per (seed, key).
+
+    ``patch_size`` is the token grid's cell (None: the standard grid of the crop size, ``standard_patch_size``)."""
+    patch_size = standard_patch_size(image.shape[0] if isinstance(image, np.ndarray) and image.ndim == 3 else 0,
+                                     patch_size)
     size = _check_image(image, patch_size)
     if fill not in FILLS:
         raise ValueError(f"unknown fill {fill!r}; known: {FILLS}")

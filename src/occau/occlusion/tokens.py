@@ -8,6 +8,21 @@ from __future__ import annotations
 
 import numpy as np
 
+# The token grid of occau's standard encoders by crop side: the SynthFACS ViTs (8-px patches at 64 and 112 px) and
+# ViT-B/16 at 224 px. Every consumer of a token grid (occlusion, training data, evaluation, the datasheet) asks
+# ``standard_patch_size`` when no patch size is configured, so they cannot disagree.
+STANDARD_PATCH_SIZES = {64: 8, 112: 8, 224: 16}
+
+
+def standard_patch_size(size: int, patch_size: int | None = None) -> int:
+    """``patch_size`` when given, else the standard grid's patch for a crop of side ``size`` (for other sides: 16
+    when it divides the side, else 8)."""
+    if patch_size:
+        return int(patch_size)
+    if size in STANDARD_PATCH_SIZES:
+        return STANDARD_PATCH_SIZES[size]
+    return 16 if size % 16 == 0 else 8
+
 
 def token_coverage(pixel_mask: np.ndarray, patch_size: int) -> np.ndarray:
     """Fraction of each token cell that is covered: (S, S) bool -> (G*G,) float in [0, 1]."""

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from occau.evaluation.methods import (RECONSTRUCT, STUDENT, STUDENT_EDGE_KD, STUDENT_NO_KD, STUDENT_NODE_KD,
+                                     STUDENT_RANDOM_INIT, TEACHER, TEACHER_OCCAUG)
 from occau.evaluation.references import REFERENCE_LABELS
 
-METHOD = "student"
+METHOD = STUDENT
 CONDITION = "patch50"
-RECONSTRUCT = "mae_recon_teacher"  # the baseline whose cost the method claims to avoid
 FLOOR = "all_present"  # the reference a credited claim must also beat
 
 
@@ -33,16 +34,16 @@ class Comparison:
 
 
 CLAIMS = (
-    Comparison("student under 50 % patches vs the teacher on clean faces", METHOD, CONDITION, "teacher", "clean"),
-    Comparison("vs the teacher on the same occluded faces", METHOD, CONDITION, "teacher", CONDITION),
+    Comparison("student under 50 % patches vs the teacher on clean faces", METHOD, CONDITION, TEACHER, "clean"),
+    Comparison("vs the teacher on the same occluded faces", METHOD, CONDITION, TEACHER, CONDITION),
     Comparison("vs MAE-reconstruct-then-teacher", METHOD, CONDITION, RECONSTRUCT, CONDITION),
-    Comparison("vs the occlusion-augmented teacher", METHOD, CONDITION, "teacher_occaug", CONDITION),
+    Comparison("vs the occlusion-augmented teacher", METHOD, CONDITION, TEACHER_OCCAUG, CONDITION),
     Comparison("vs all AUs present (reference)", METHOD, CONDITION, FLOOR, CONDITION),
-    Comparison("KD ablation: vs the student without KD", METHOD, CONDITION, "student_no_kd", CONDITION),
-    Comparison("KD ablation: vs the student with node KD only", METHOD, CONDITION, "student_node_kd", CONDITION),
-    Comparison("KD ablation: vs the student with edge KD only", METHOD, CONDITION, "student_edge_kd", CONDITION),
+    Comparison("KD ablation: vs the student without KD", METHOD, CONDITION, STUDENT_NO_KD, CONDITION),
+    Comparison("KD ablation: vs the student with node KD only", METHOD, CONDITION, STUDENT_NODE_KD, CONDITION),
+    Comparison("KD ablation: vs the student with edge KD only", METHOD, CONDITION, STUDENT_EDGE_KD, CONDITION),
     # The paper's premise: the MAE's latent space is worth mining (vs the same student on a random-init encoder).
-    Comparison("premise: vs the no-pretraining control", METHOD, CONDITION, "student_random_init", CONDITION),
+    Comparison("premise: vs the no-pretraining control", METHOD, CONDITION, STUDENT_RANDOM_INIT, CONDITION),
 )
 
 

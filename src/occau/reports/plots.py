@@ -13,9 +13,10 @@ import numpy as np  # noqa: E402
 
 from occau.aus import au_name  # noqa: E402
 from occau.evaluation.references import REFERENCE_LABELS  # noqa: E402
-from occau.reports.results import BLOCK_CONDITIONS, PATCH_CONDITIONS  # noqa: E402
+from occau.evaluation.methods import STUDENT  # noqa: E402
+from occau.occlusion import CONDITION_GROUPS, PATCH_RATIOS  # noqa: E402
 
-PATCH_RATIOS = {"clean": 0, "patch25": 25, "patch50": 50, "patch75": 75}
+HEATMAP_GROUPS = ("square", "block", "occluder")  # every condition that is not on the patch curve
 REFERENCE_STYLE = {"all_present": dict(color="black", linestyle=(0, (6, 3))),
                    "wa_constant": dict(color="tab:gray", linestyle=(0, (2, 2)))}
 
@@ -23,15 +24,15 @@ REFERENCE_STYLE = {"all_present": dict(color="black", linestyle=(0, (6, 3))),
 def plot_patch_curve(results: dict[str, Any], out_png: str | Path) -> Path | None:
     """Mean F1 against the fraction of randomly occluded patches, one line per method, the references dashed."""
     by_method = results["results"]
-    conditions = [c for c in PATCH_CONDITIONS if c in next(iter(by_method.values()))]
+    conditions = [c for c in CONDITION_GROUPS["patch"] if c in next(iter(by_method.values()))]
     if len(conditions) < 2:
         return None
     fig, ax = plt.subplots(figsize=(7.6, 4.2))
     x = [PATCH_RATIOS[c] for c in conditions]
     for method, by_condition in by_method.items():
         y = [100 * by_condition[c]["f1_mean"] for c in conditions]
-        marker = "o" if method.startswith("student") else "s"
-        ax.plot(x, y, marker=marker, label=method, linewidth=2.2 if method == "student" else 1.2)
+        marker = "o" if method.startswith(STUDENT) else "s"
+        ax.plot(x, y, marker=marker, label=method, linewidth=2.2 if method == STUDENT else 1.2)
     _reference_lines(ax, results)
     ax.set_xlabel("randomly occluded patches (%)")
     ax.set_ylabel("mean F1 (%)")
@@ -50,10 +51,18 @@ def _reference_lines(ax, results: dict[str, Any]) -> None:
                    **REFERENCE_STYLE.get(name, dict(color="black", linestyle="--")))
 
 
+def heatmap_conditions(evaluated) -> list[str]:
+    """The evaluated conditions shown as per-AU heatmaps: clean (the reference row), then every group off the patch
+    curve in registry order, so a condition added to ``CONDITION_GROUPS`` appears without touching this file."""
+    ordered = ("clean", *(c for group in HEATMAP_GROUPS for c in CONDITION_GROUPS[group]))
+    return [c for c in ordered if c in evaluated]
+
+
 def plot_block_heatmaps(results: dict[str, Any], out_png: str | Path) -> Path | None:
-    """Per-AU F1 under each block condition, one panel per method, on a shared colour scale."""
+    """Per-AU F1 under each condition off the patch curve (squares, blocks, occluders), one panel per method, on a
+    shared colour scale."""
     by_method = results["results"]
-    conditions = [c for c in ("clean",) + BLOCK_CONDITIONS if c in next(iter(by_method.values()))]
+    conditions = heatmap_conditions(next(iter(by_method.values())))
     if not conditions:
         return None
     aus = [au_name(a) for a in results["aus"]]

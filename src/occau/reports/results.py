@@ -6,20 +6,14 @@ Numbers are F1 in [0, 1] in JSON and percent with one decimal in Markdown, as ME
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from occau import __version__
 from occau.aus import au_name
 from occau.evaluation.references import REFERENCE_LABELS
 from occau.reports.claims import claims_markdown
+from occau.reports.plots import plot_all
 
-BLOCK_CONDITIONS = ("upper", "lower", "left", "right", "center", "eyes", "mouth", "mask", "sunglasses", "hand")
-PATCH_CONDITIONS = ("clean", "patch25", "patch50", "patch75")
 HEADLINE_CONDITIONS = ("clean", "patch50")  # per-AU and per-fold tables in results.md (the paper's headline)
 REFERENCES_NOTE = (
     " Rows in italics are references scored on the same test faces and folds: *all AUs present* predicts every AU on"
@@ -29,14 +23,11 @@ REFERENCES_NOTE = (
 )
 
 
-def software_info() -> dict[str, Any]:
-    return {"occau": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
-            "python": platform.python_version()}
-
-
-def machine_info() -> dict[str, Any]:
-    return {"platform": platform.platform(), "processor": platform.machine(), "cpu_count": _cpu_count(),
-            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
+    """The report of an evaluation: ``results.json``, ``results.md`` and the plots; returns ``results.md``."""
+    _, md_path = write_results(out_dir, results)
+    plot_all(results, out_dir)
+    return md_path
 
 
 def write_results(out_dir: str | Path, results: dict[str, Any]) -> tuple[Path, Path]:
@@ -160,18 +151,3 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _cpu_count() -> int | None:
-    import os
-
-    return os.cpu_count()

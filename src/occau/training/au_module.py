@@ -13,12 +13,22 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from occau.evaluation.metrics import AUF1
+from occau.aus import dataset_aus
+from occau.data.datasets import build_face_dataset
+from occau.data.statistics import class_weights
+from occau.metrics import AUF1
 from occau.models.outputs import AUOutput
 from occau.training.config import StageConfig
 from occau.training.optim import configure_adamw
 
 BEST_KEY = "occau_best"
+
+
+def training_class_weights(config: StageConfig) -> list[float]:
+    """WA weights from the training split's labels (unknown labels excluded), as upstream computes them per fold."""
+    faces = build_face_dataset(config.data, "train")
+    labels, mask = faces.label_arrays()[:2]
+    return class_weights(labels, mask).tolist()
 
 
 class AUTrainingModule(L.LightningModule):
@@ -32,6 +42,7 @@ class AUTrainingModule(L.LightningModule):
         self.register_buffer("class_weights", torch.tensor(class_weights, dtype=torch.float32), persistent=False)
         self.best: dict[str, dict] = {}  # name -> {"f1": float, "epoch": int, "state": state_dict}
         self.val_metrics = nn.ModuleDict()
+        self.aus = list(dataset_aus(config.data.dataset))  # what every exported model's outputs are, in order
 
     def trained_models(self) -> dict[str, nn.Module]:
         raise NotImplementedError

@@ -1,57 +1,28 @@
-"""Training configuration as data: nested dataclasses loaded from YAML, overridable with ``key.sub=value``.
+"""Training configuration as data: one typed ``StageConfig`` per training run, loaded from YAML with overrides.
 
-One ``StageConfig`` describes one training run completely (data, model, optimisation, trainer), so a run is
-reproduced from its YAML file alone and every checkpoint stores the config it was trained with.
+One ``StageConfig`` describes one training run completely (data, model, loss, optimisation, trainer), so a run is
+reproduced from its YAML file alone and every checkpoint stores the config it was trained with. ``model`` and
+``loss`` are the dataclasses of the stage's kind (:data:`STAGE_KINDS`), so a misspelt key fails when the file is
+read, naming the key and the allowed ones; ``model: {arch: NAME, ...}`` starts from a named architecture preset.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-STAGES = ("mae", "teacher", "student")
-# What each stage can start from (``init.<role>=FILE``); anything else is a typo that would otherwise train from scratch.
-INIT_ROLES = {
-    "mae": ("mae",),  # continue pretraining from an MAE checkpoint (official, timm or occau)
-    "teacher": ("backbone", "stage1", "weights"),  # ImageNet backbone / stage-1 warm start / a whole trained teacher
-    "student": ("mae", "teacher"),  # the frozen encoder and the frozen teacher
-}
+from occau.config import apply_overrides, from_dict, read_yaml, to_dict
+from occau.data.config import DataConfig
+from occau.losses.distill import DISTILLATION_PRESETS, DistillationConfig
+from occau.models.mae import MAE_CONFIGS, MAEConfig
+from occau.models.megraphau.model import MEGRAPHAU_CONFIGS, MEGraphAUConfig
+from occau.models.student import STUDENT_CONFIGS, StudentConfig
 
-
-@dataclass
-class DataConfig:
-    """Where faces come from and how a training batch is made from them."""
-
-    source: str = "synthfacs"  # "synthfacs" | "prepared"
-    dataset: str = "synth-bp4d"  # SynthFACS variant, or "bp4d"/"disfa" for prepared data
-    preset: str = "quick"  # SynthFACS preset
-    root: str | None = None  # prepared dataset directory (source "prepared")
-    cache_dir: str | None = None  # SynthFACS render cache
-    fold: int | str = 1  # PROTOCOL §4: fold k tests part k; "all": every subject trains (a model to deploy)
-    batch_size: int = 64  # the GLOBAL training batch (all processes, all accumulation steps), which lr is tuned for
-    eval_batch_size: int = 128  # per process
-    num_workers: int = 0
-    hflip: bool = True
-    color_jitter: float = 0.0  # brightness/contrast strength, 0 = off
-    occlusion: dict[str, float] | None = None  # training occlusion mixture {condition: weight}; None = clean
-    occlusion_fills: tuple[str, ...] = ("black",)
-    occlusion_probability: float = 1.0  # chance a training face is occluded when ``occlusion`` is set
-    patch_size: int | None = None  # token grid of occlusion masks; None: the MAE's patch (16 or 8 for teachers)
-    val_fraction: float = 1.0  # fraction of the validation split used each epoch (speed)
-    seed: int = 0
-
-
-    def __post_init__(self) -> None:
-        if self.fold not in (1, 2, 3, "all"):
-            raise ValueError(f"data.fold must be 1, 2, 3 or all, got {self.fold!r}")
-        if self.fold == "all" and self.source != "prepared":
-            raise ValueError("data.fold=all (train on every subject) is for prepared real data; SynthFACS has folds 1-3")
+ARCH_KEY = "arch"  # model: {arch: mae_vit_tiny_patch8_64, ...}: a named preset, then the keys given
 
 
 @dataclass
@@ -96,15 +67,96 @@ class ProbeConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class MAELoss:
+    mask_ratio: float = 0.75  # fraction of patch tokens hidden from the encoder while pretraining
+
+
+@dataclass(frozen=True)
+class TeacherLoss:
+    edge_weight: float = 0.05  # lambda of ME-GraphAU stage 2's edge co-occurrence loss (README: 0.05 BP4D, 0.01 DISFA)
+
+
+ENCODER_INITS = ("pretrained", "random")
+
+
+@dataclass
+class StudentLoss:
+    """The students trained side by side and their objectives.
+
+    ``variants`` maps a method name to a KD preset name (:data:`DISTILLATION_PRESETS`) or to DistillationConfig
+    fields; ``kd`` holds fields every explicit variant shares (e.g. the feature distance), so presets state them once.
+    """
+
+    variants: dict[str, Any] = field(default_factory=lambda: {"student": "full"})
+    kd: dict[str, Any] = field(default_factory=dict)
+    init_from_teacher: bool = True  # the student's graph head starts from the teacher's
+    encoder_init: str = "pretrained"  # "random": the no-pretraining control (same shape, no MAE pretraining)
+
+    def __post_init__(self) -> None:
+        if self.encoder_init not in ENCODER_INITS:
+            raise ValueError(f"encoder_init must be one of {ENCODER_INITS}, got {self.encoder_init!r}")
+        if not self.variants:
+            raise ValueError("variants: at least one student is needed")
+        self.distillation()  # a misspelt weight fails when the config is read
+
+    def distillation(self) -> dict[str, DistillationConfig]:
+        out = {}
+        for name, spec in self.variants.items():
+            if isinstance(spec, str):
+                if spec not in DISTILLATION_PRESETS:
+                    known = sorted(DISTILLATION_PRESETS)
+                    raise ValueError(f"variants.{name}: unknown KD preset {spec!r}; known: {known}")
+                out[name] = DISTILLATION_PRESETS[spec]
+            else:
+                out[name] = from_dict(DistillationConfig, {**self.kd, **dict(spec)}, f"loss.variants.{name}.")
+        return out
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """What a stage kind's config holds: its model and loss dataclasses, the checkpoints it may start from
+    (``init.<role>``), and its named architecture presets."""
+
+    model: type
+    loss: type
+    init_roles: tuple[str, ...]
+    archs: Mapping[str, Any]
+
+
+STAGE_KINDS: dict[str, StageKind] = {
+    # continue pretraining from an MAE checkpoint (official, timm or occau)
+    "mae": StageKind(MAEConfig, MAELoss, ("mae",), MAE_CONFIGS),
+    # ImageNet backbone / stage-1 warm start / a whole trained teacher
+    "teacher": StageKind(MEGraphAUConfig, TeacherLoss, ("backbone", "stage1", "weights"), MEGRAPHAU_CONFIGS),
+    # the MAE whose latents the student mines, and the frozen teacher
+    "student": StageKind(StudentConfig, StudentLoss, ("mae", "teacher"), STUDENT_CONFIGS),
+}
+
+
+def model_config(kind: str, values: Any, where: str = "model.") -> Any:
+    """The stage kind's model dataclass from a mapping (``arch`` names a preset that the other keys override)."""
+    spec = STAGE_KINDS[kind]
+    if isinstance(values, spec.model):
+        return values
+    values = dict(values or {})
+    arch = values.pop(ARCH_KEY, None)
+    if arch is not None:
+        if arch not in spec.archs:
+            raise ValueError(f"{where}{ARCH_KEY}: unknown {kind} architecture {arch!r}; known: {', '.join(spec.archs)}")
+        values = {**asdict(spec.archs[arch]), **values}
+    return from_dict(spec.model, values, where)
+
+
 @dataclass
 class StageConfig:
-    """One training run: ``stage`` is "mae", "teacher" or "student"."""
+    """One training run of a stage kind (:data:`STAGE_KINDS`: "mae", "teacher" or "student")."""
 
     stage: str = "teacher"
     name: str = ""  # the method's name in results, e.g. "teacher", "teacher_occaug", "student"
     data: DataConfig = field(default_factory=DataConfig)
-    model: dict[str, Any] = field(default_factory=dict)  # the model family's own config fields
-    loss: dict[str, Any] = field(default_factory=dict)
+    model: Any = None  # the kind's model dataclass (a mapping in YAML)
+    loss: Any = None  # the kind's loss dataclass (a mapping in YAML)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     init: dict[str, str] = field(default_factory=dict)  # checkpoints to start from, by role
@@ -112,39 +164,23 @@ class StageConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.stage not in STAGE_KINDS:
+            raise ValueError(f"stage must be one of {tuple(STAGE_KINDS)}, got {self.stage!r}")
+        kind = STAGE_KINDS[self.stage]
+        self.model = model_config(self.stage, self.model)
+        self.loss = from_dict(kind.loss, self.loss or {}, "loss.")
         if self.probe.every_n_epochs and self.stage != "mae":
             raise ValueError(f"probe is for the mae stage, not {self.stage!r}")
         if self.probe.score_split == "test" and self.data.preset != "mae-pool":
             raise ValueError("probe.score_split 'test' would score on a fold's test subjects; it is allowed only for "
                              "the 'mae-pool' preset, whose labelled subjects are probe subjects outside every fold")
-        unknown = sorted(set(self.init) - set(INIT_ROLES[self.stage]))
+        unknown = sorted(set(self.init) - set(kind.init_roles))
         if unknown:
             raise ValueError(f"init: unknown key(s) {unknown} for stage {self.stage!r}; "
-                             f"allowed: {list(INIT_ROLES[self.stage])}")
-
-
-def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
-    """Build dataclass ``cls`` from a plain dict, recursing into nested dataclasses; unknown keys are errors."""
-    if not isinstance(values, dict):
-        raise ValueError(f"{where or cls.__name__}: expected a mapping, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"{where or cls.__name__}: unknown keys {unknown}; known: {sorted(names)}")
-    kwargs = {}
-    for key, value in values.items():
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            value = from_dict(hint, value, f"{where}{key}.")
-        elif _is_tuple(hint) and isinstance(value, list):
-            value = tuple(value)
-        elif _accepts(hint, float) and isinstance(value, (str, int)) and not isinstance(value, bool):
-            value = _to_float(value, f"{where}{key}")  # YAML reads 1e-4 as a string
-        kwargs[key] = value
-    return cls(**kwargs)
+                             f"allowed: {list(kind.init_roles)}")
+        if self.stage == "mae" and self.data.patch_size and self.data.patch_size != self.model.patch_size:
+            raise ValueError(f"data.patch_size is {self.data.patch_size} but the MAE's model.patch_size is "
+                             f"{self.model.patch_size}: the occlusion grid must be the MAE's token grid")
 
 
 def packaged_configs() -> list[str]:
@@ -162,68 +198,19 @@ def resolve_config_path(path: str | Path) -> Path:
     packaged = Path(__file__).resolve().parents[1] / "configs" / path
     if path.as_posix() in packaged_configs():
         return packaged
-    raise FileNotFoundError(f"{path}: config file not found, and not a packaged config ({', '.join(packaged_configs())})")
+    raise FileNotFoundError(f"{path}: config file not found, and not a packaged config "
+                            f"({', '.join(packaged_configs())})")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> StageConfig:
     """Read a stage YAML (a file or a packaged name, or start from defaults) and apply ``a.b=value`` overrides
     (values parsed as YAML)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = resolve_config_path(path)
-        values = yaml.safe_load(path.read_text()) or {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} must look like key.sub=value")
-        set_dotted(values, key, yaml.safe_load(raw))
+    values = read_yaml(resolve_config_path(path)) if path is not None else {}
     try:
-        return from_dict(StageConfig, values)
+        return from_dict(StageConfig, apply_overrides(values, overrides))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path or 'config'}: {err}") from err
 
 
-def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
-    *parents, leaf = key.split(".")
-    node = values
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """A YAML/JSON-safe dict of a config (tuples become lists)."""
-    return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(config))))
-
-
 def save_config(config: StageConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _accepts(hint: Any, kind: type) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return kind in typing.get_args(hint) and str not in typing.get_args(hint)
-    return hint is kind
-
-
-def _to_float(value: str | int, where: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{where}: expected a number, got {value!r}") from None
-
-
-def _is_tuple(hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_tuple(arg) for arg in typing.get_args(hint))
-    return origin is tuple or hint is tuple

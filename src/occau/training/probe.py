@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from occau.evaluation.metrics import f1_scores
+from occau.metrics import f1_scores
 from occau.models.mae import MaskedAutoencoderViT
-from occau.training.config import DataConfig, ProbeConfig
+from occau.data.config import DataConfig
+from occau.training.config import ProbeConfig
 
 PROBE_CONDITIONS = ("clean", "patch50")
 
@@ -49,7 +50,8 @@ class ProbeData:
 
 def load_probe_data(data: DataConfig, probe: ProbeConfig, patch_size: int) -> ProbeData:
     """Fitting faces from ``probe.fit_split`` and scoring faces from ``probe.score_split`` of fold 1."""
-    from occau.training.data import FaceTensors, build_face_dataset
+    from occau.data.datasets import build_face_dataset
+    from occau.occlusion.face_tensors import FaceTensors
 
     def tensors(split: str, stride: int) -> dict[str, dict[str, Tensor]]:
         faces = build_face_dataset(data, split)

@@ -19,32 +19,14 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from occau.data.transforms import to_model_input
-from occau.losses.distill import DISTILLATION_PRESETS, DistillationConfig, DistillationLoss
+from occau.losses.distill import DistillationLoss
 from occau.models.mae import MaskedAutoencoderViT, encoder_only
 from occau.models.megraphau.model import MEGraphAU
 from occau.models.outputs import AUOutput
-from occau.models.student import EncoderStudent, LatentStudent, StudentConfig
-from occau.training.au_module import AUTrainingModule
-from occau.training.config import StageConfig, from_dict
-
-
-def student_variants(loss: dict) -> dict[str, DistillationConfig]:
-    """``loss.variants`` maps a method name to a preset name or to explicit weights; ``loss.kd`` holds weights that
-    every explicit variant shares (e.g. the feature distance), so presets state them once."""
-    variants = loss.get("variants") or {"student": "full"}
-    shared = dict(loss.get("kd") or {})
-    out = {}
-    for name, spec in variants.items():
-        if isinstance(spec, str):
-            if spec not in DISTILLATION_PRESETS:
-                raise ValueError(f"loss.variants.{name}: unknown preset {spec!r}; known: {sorted(DISTILLATION_PRESETS)}")
-            out[name] = DISTILLATION_PRESETS[spec]
-        else:
-            out[name] = from_dict(DistillationConfig, {**shared, **dict(spec)}, f"loss.variants.{name}.")
-    return out
-
-
-ENCODER_INITS = ("pretrained", "random")
+from occau.models.student import EncoderStudent, LatentStudent
+from occau.training.au_module import AUTrainingModule, training_class_weights
+from occau.training.data import FaceDataModule
+from occau.training.config import StageConfig
 
 
 class TeacherTargets(nn.Module):
@@ -91,11 +73,8 @@ class StudentModule(AUTrainingModule):
     ) -> None:
         super().__init__(config, class_weights)
         self.teacher = teacher.requires_grad_(False)
-        self.variants = student_variants(config.loss)
-        encoder_init = config.loss.get("encoder_init", "pretrained")
-        if encoder_init not in ENCODER_INITS:
-            raise ValueError(f"loss.encoder_init must be one of {ENCODER_INITS}, got {encoder_init!r}")
-        if encoder_init == "random":  # the no-pretraining control: same shape, same training, no MAE pretraining
+        self.variants = config.loss.distillation()
+        if config.loss.encoder_init == "random":  # the no-pretraining control: same shape, same training, no MAE pretraining
             torch.manual_seed(config.seed)
             encoder = MaskedAutoencoderViT(encoder.config, decoder=False)
         depth = encoder.config.depth
@@ -103,14 +82,14 @@ class StudentModule(AUTrainingModule):
         self.all_tuned = config.optim.finetune_blocks >= depth  # the patch embedding too
         # The frozen bottom (all of the encoder when nothing is fine-tuned) runs once per batch for every student.
         self.frozen_encoder = encoder_only(encoder).requires_grad_(False)
-        student_config = from_dict(StudentConfig, student_model_values(config.model, encoder), "model.")
+        student_config = config.model.for_encoder(encoder.config.embed_dim, encoder.config.num_patches)
         self.models = nn.ModuleDict({
             name: EncoderStudent(self._student_encoder(), LatentStudent(student_config),
                                  layer_decay=config.optim.layer_decay)
             for name in self.variants
         })
         self.losses = nn.ModuleDict({n: DistillationLoss(c, weight=self.class_weights) for n, c in self.variants.items()})
-        if config.loss.get("init_from_teacher", True):
+        if config.loss.init_from_teacher:
             teacher_state = teacher.state_dict()
             for model in self.models.values():
                 model.student.init_from_teacher(teacher_state)
@@ -121,6 +100,34 @@ class StudentModule(AUTrainingModule):
                 model.student.edge_fc.requires_grad_(False)
         self.targets = TeacherTargets(tuple(sorted({f for c in self.variants.values() for f in c.teacher_fields})))
         self.needs_teacher = any(c.needs_teacher for c in self.variants.values())
+
+    @classmethod
+    def build(cls, config: StageConfig) -> tuple[StudentModule, FaceDataModule]:
+        """The students of ``loss.variants`` on the MAE ``init.mae`` with targets from the teacher ``init.teacher``;
+        the occlusion grid is the MAE's token grid (``data.patch_size``, if set, must agree)."""
+        from occau.checkpoints.mae import load_mae
+        from occau.checkpoints.megraphau import load_megraphau
+
+        missing = [role for role in ("mae", "teacher") if role not in config.init]
+        if missing:
+            raise ValueError(f"the student stage needs init.{' and init.'.join(missing)} (checkpoint files)")
+        encoder = load_mae(config.init["mae"])
+        patch = encoder.config.patch_size
+        if config.data.patch_size and config.data.patch_size != patch:
+            raise ValueError(f"data.patch_size is {config.data.patch_size} but the MAE {config.init['mae']} has "
+                             f"{patch}-px patches: the occlusion grid must be the MAE's token grid")
+        module = cls(config, training_class_weights(config), encoder, load_megraphau(config.init["teacher"]))
+        return module, FaceDataModule(config.data, patch, with_clean=True)
+
+    def checkpoint_meta(self, name: str, license: str, out_dir) -> dict:
+        """A student bundle's description (state: ``encoder.*`` + ``student.*``) and how its encoder was trained."""
+        from occau.checkpoints.student import student_meta
+
+        model = self.models[name]
+        meta = student_meta(model.student.config, model.encoder, self.variants[name])
+        meta["encoder_training"] = {"finetune_blocks": self.config.optim.finetune_blocks,
+                                    "layer_decay": self.config.optim.layer_decay, "init": self.config.loss.encoder_init}
+        return meta | {"aus": self.aus}
 
     def _student_encoder(self) -> MaskedAutoencoderViT:
         """The frozen encoder itself, or a copy whose top ``tuned`` blocks and final norm train (all of it when
@@ -182,12 +189,3 @@ class StudentModule(AUTrainingModule):
                 self.log(f"train/{name}/{term}", value, prog_bar=(term == "total" and name == first))
             total = total + terms["total"]
         return total
-
-
-def student_model_values(model: dict, encoder: MaskedAutoencoderViT) -> dict:
-    """The stage's ``model`` section with the encoder's width and token grid filled in (and checked)."""
-    values = dict(model)
-    for key, actual in (("embed_dim", encoder.config.embed_dim), ("num_patches", encoder.config.num_patches)):
-        if values.setdefault(key, actual) != actual:
-            raise ValueError(f"model.{key} is {values[key]} but the MAE encoder has {actual}")
-    return values

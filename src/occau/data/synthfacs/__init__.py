@@ -1,7 +1,7 @@
 """SynthFACS: procedural AU-labelled faces standing in for BP4D and DISFA (requirements: docs/synthfacs.md).
 
-``identity`` draws subjects, ``expressions`` AU sequences, ``render`` the faces, ``dataset`` serves them to torch,
-``datasheet`` proves they are fit for purpose.
+``identity`` draws subjects, ``expressions`` AU sequences, ``render`` the faces, ``dataset`` serves them to torch;
+``occau.reports.datasheet`` proves they are fit for purpose.
 """
 
 from occau.data.synthfacs.dataset import (

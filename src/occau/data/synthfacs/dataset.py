@@ -48,7 +48,7 @@ class SynthFACSConfig:
     sequences_per_subject: int
     frames_per_sequence: int
     seed: int = 0
-    val_fraction: float = 1 / 6  # of each fold's training subjects, held out for model selection
+    val_subject_fraction: float = 1 / 6  # of each fold's training subjects, held out for model selection
     # Labelled subjects come from pool ``pool_base``, pretraining subjects from ``pool_base + 1``. Every random
     # stream is seeded with the pool, so a preset with pool_base 2 (the shipped MAE's pretraining and probe
     # subjects) draws identities that no benchmark, at any seed, can draw.
@@ -138,7 +138,7 @@ def split_subjects(config: SynthFACSConfig, variant: str, split: str, fold: int 
     if split == "test":
         return [s for s in labelled if s.part == fold]
     training = [s for s in labelled if s.part != fold]
-    n_val = max(1, round(len(training) * config.val_fraction)) if len(training) > 1 else 0
+    n_val = max(1, round(len(training) * config.val_subject_fraction)) if len(training) > 1 else 0
     rng = np.random.default_rng([config.seed, _variant_code(variant), 102, fold])
     val_ids = {training[i].id for i in rng.permutation(len(training))[:n_val]}
     return [s for s in training if (s.id in val_ids) == (split == "val")]

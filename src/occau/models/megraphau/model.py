@@ -11,7 +11,7 @@ Swin backbones; foreign checkpoints go through ``occau.checkpoints.megraphau``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -57,12 +57,6 @@ class MEGraphAUConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MEGraphAUConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown MEGraphAUConfig fields {sorted(unknown)}")
-        return cls(**d)
 
 
 # The official settings (config/*.yaml: 12 AUs with K=4 on BP4D, 8 AUs with K=3 on DISFA), plus a small one.

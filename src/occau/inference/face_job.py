@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from occau.detect.inputs import Frame
-from occau.detect.tracking import TrackedFace
+from occau.inference.inputs import Frame
+from occau.inference.tracking import TrackedFace
 
 
 @dataclass

@@ -23,15 +23,16 @@ import pandas as pd
 import torch
 
 from occau.aus import AU_REGIONS, au_name
+from occau.data.images import MAX_PIXELS, InputError
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from occau.detect.face_job import FaceJob
-from occau.detect.inputs import MAX_PIXELS, Frame, InputError, MaskLookup, Source, expand_inputs, iter_frames
-from occau.detect.occlusion_estimate import estimate_pixel_mask
-from occau.detect.overlay import OverlaySink
-from occau.detect.tracking import FaceTracker, TrackedFace
-from occau.detect.writer import FAILURE_COLUMNS, LazyRowWriter, RowWriter, failures_path, result_columns
 from occau.faces.align import similarity_transform, transform_points, warp_face
-from occau.faces.detect import FaceDetector
+from occau.faces.face_detector import FaceDetector
+from occau.inference.face_job import FaceJob
+from occau.inference.inputs import Frame, MaskLookup, Source, expand_inputs, iter_frames
+from occau.inference.occlusion_estimate import estimate_pixel_mask
+from occau.inference.overlay import OverlaySink
+from occau.inference.tracking import FaceTracker, TrackedFace
+from occau.inference.writer import FAILURE_COLUMNS, LazyRowWriter, RowWriter, failures_path, result_columns
 from occau.models.mae import MaskedAutoencoderViT
 from occau.occlusion.tokens import token_mask_from_pixels
 
@@ -85,7 +86,7 @@ class Detector:
     """AU recognition on real pictures of partly covered faces, from a student bundle (``load_student``).
 
     ``occlusion``: ``"none"`` (only crop pixels outside the picture count as covered), ``"auto"`` (the colour
-    estimate of ``occau.detect.occlusion_estimate``); a user mask, where given to ``detect``, always wins.
+    estimate of ``occau.inference.occlusion_estimate``); a user mask, where given to ``detect``, always wins.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", **options: Any) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 from occau.aus import au_name
 
 if TYPE_CHECKING:
-    from occau.detect.face_job import FaceJob
-    from occau.detect.inputs import Frame, Source
+    from occau.inference.face_job import FaceJob
+    from occau.inference.inputs import Frame, Source
 
 PANEL_W = 230
 ROW_H = 16

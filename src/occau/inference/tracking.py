@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from occau.faces.detect import FaceDetection
+from occau.faces.face_detector import FaceDetection
 
 
 @dataclass(frozen=True)

@@ -177,13 +177,11 @@ def occlusion_sheet(ds: SynthFACS, n_faces: int = 4) -> np.ndarray:
     """The same faces under every occlusion condition of PROTOCOL §2."""
     from occau.occlusion import CONDITIONS, occlude
 
-    S = ds.config.image_size
-    patch = 8 if S % 8 == 0 else 16
     rows, names = [], []
     for i in _expressive_frames(ds, n_faces):
         sample = ds[i]
         key = f"{sample['sequence']}/{sample['frame']}"
-        rows.append([occlude(sample["image"], c, sample_key=key, seed=0, patch_size=patch).image for c in CONDITIONS])
+        rows.append([occlude(sample["image"], c, sample_key=key, seed=0).image for c in CONDITIONS])
         names.append(key)
     return _mosaic(rows, names, [c[:9] for c in CONDITIONS], left=110)
 

@@ -1,0 +1,145 @@
+"""The orchestration layer as data: presets checked before any training, the stage graph a preset declares, and
+the registries (stage kinds, method kinds, condition groups) that new baselines and conditions plug into."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import occau.benchmark as benchmark
+from occau.benchmark import load_bench_config, stage_config, stage_plan
+from occau.config import from_dict
+from occau.evaluation.methods import METHOD_KINDS, load_methods, parse_spec
+from occau.occlusion import CONDITION_GROUPS, CONDITIONS, PATCH_RATIOS
+from occau.reports.plots import heatmap_conditions
+from occau.training.config import STAGE_KINDS, StageConfig, load_config
+from occau.training.stages import STAGES
+
+
+@pytest.mark.parametrize("override, named", [
+    ("stages.teacher_stage2.loss.edge_wieght=0.1", "loss.edge_wieght"),
+    ("stages.student.model.spatial_mapz=8", "model.spatial_mapz"),
+    ("stages.student.loss.variants.student.nod=1", "loss.variants.student.nod"),
+    ("stages.student.loss.kd.feature_distnce=cosine", "loss.variants.student.feature_distnce"),
+    ("stages.student.optim.lrr=1", "optim.lrr"),
+    ("stages.mae.model.arch=mae_vit_tiniest", "mae_vit_tiniest"),
+    ("data.batchsize=3", "data.batchsize"),
+    ("trainer.devicez=2", "trainer.devicez"),
+    ("eval.strid=2", "eval.strid"),
+    ("foldz=[1]", "foldz"),
+    ("conditions=[clean, patch55]", "patch55"),
+    ("stages.student.from.teacher=teacher_stage3", "teacher_stage3"),
+    ("methods.x=recon:{mae}+{teacher_stage9}", "teacher_stage9"),
+    ("methods.x=reconstruct:a+b", "KIND:CHECKPOINT"),
+])  # fmt: skip
+def test_a_misspelt_key_fails_when_the_preset_is_read_naming_it(override: str, named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
+        load_bench_config("smoke", [override])
+
+
+def test_a_misspelt_key_stops_occau_bench_before_training(tmp_path: Path, capsys) -> None:
+    from occau.cli import main
+
+    assert main(["bench", "synth", "--preset", "smoke", "--out", str(tmp_path / "run"),
+                 "stages.teacher_stage1.model.backbon=resnet18"]) == 2
+    assert "model.backbon" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_stage_yaml_names_its_misspelt_model_and_loss_keys(tmp_path: Path) -> None:
+    path = tmp_path / "teacher.yaml"
+    path.write_text("stage: teacher\nmodel: {arch: resnet18, img_size: 64}\nloss: {edge_weight: 0.01}\n")
+    config = load_config(path)
+    assert (config.model.backbone, config.model.img_size, config.loss.edge_weight) == ("resnet18", 64, 0.01)
+    for override, named in (("loss.edge_wieght=1", "loss.edge_wieght"), ("model.stag=1", "model.stag"),
+                            ("model.arch=resnet7", "resnet7")):
+        with pytest.raises(ValueError, match=re.escape(named)):
+            load_config(path, [override])
+
+
+def test_every_stage_kind_has_a_config_and_a_module() -> None:
+    assert STAGES.keys() == STAGE_KINDS.keys()
+    for kind, module in STAGES.items():
+        assert callable(getattr(module, "build")), kind
+        assert StageConfig(stage=kind).model == STAGE_KINDS[kind].model()  # defaults round-trip
+
+
+def test_the_patch_size_of_an_mae_stage_must_be_the_data_grid() -> None:
+    with pytest.raises(ValueError, match="data.patch_size is 16 but the MAE's model.patch_size is 8"):
+        from_dict(StageConfig, {"stage": "mae", "model": {"arch": "mae_vit_tiny_patch8_64"},
+                                "data": {"patch_size": 16}})
+
+
+def test_presets_share_one_base_and_differ_only_where_they_say() -> None:
+    smoke, quick, full = (load_bench_config(p) for p in ("smoke", "quick", "full"))
+    assert quick.training_occlusion == smoke.training_occlusion == full.training_occlusion
+    assert [s.name for s in stage_plan(quick)] == [s.name for s in stage_plan(full)]
+    assert full.folds == [1, 2, 3] and quick.folds == [1]
+    assert stage_config(full, "student", 1).model == stage_config(quick, "student", 1).model
+    assert stage_config(smoke, "student", 1).model.spatial_maps == 4  # the smoke override, on top of the base
+
+
+def _fake_fold(monkeypatch, bench, tmp_path: Path) -> tuple[dict, dict]:
+    """Run one fold's orchestration with training and evaluation replaced by recorders."""
+    trained, evaluated = {}, {}
+
+    def fake_trained(out_dir: Path, config: StageConfig, what: str, log) -> dict[str, Path]:
+        trained[out_dir.name] = config
+        names = list(config.loss.distillation()) if config.stage == "student" else [config.name]
+        return {n: out_dir / f"{n}.safetensors" for n in names}
+
+    def fake_evaluate(specs, data, conditions, settings, log):
+        evaluated.update(specs)
+        return {"fold": data.fold, "results": {}, "references": {}, "timings": {}}
+
+    monkeypatch.setattr(benchmark, "_trained", fake_trained)
+    monkeypatch.setattr(benchmark, "evaluate_fold", fake_evaluate)
+    (tmp_path / "fold1").mkdir()
+    benchmark.run_fold(bench, 1, tmp_path, tmp_path / "mae.safetensors", log=lambda m: None)
+    return trained, evaluated
+
+
+def test_the_stage_graph_wires_each_stage_to_what_it_starts_from(monkeypatch, tmp_path: Path) -> None:
+    trained, specs = _fake_fold(monkeypatch, load_bench_config("smoke"), tmp_path)
+    teacher = str(tmp_path / "fold1" / "teacher_stage2" / "teacher.safetensors")
+    assert trained["teacher_stage2"].init["stage1"].endswith("teacher_stage1/teacher_stage1.safetensors")
+    assert trained["teacher_occaug"].init["weights"] == teacher and trained["teacher_occaug"].data.occlusion
+    assert trained["teacher_stage2"].data.occlusion is None  # the clean teacher never sees occlusion
+    assert trained["student"].init == {"mae": str(tmp_path / "mae.safetensors"), "teacher": teacher}
+    assert list(specs) == ["teacher", "teacher_occaug", "student", "student_no_kd", "student_node_kd",
+                           "student_edge_kd", "student_random_init", "mae_recon_teacher"]  # stage 1 is no method
+    assert specs["mae_recon_teacher"] == f"recon:{tmp_path / 'mae.safetensors'}+{teacher}"
+    assert all(parse_spec(s)[0] in METHOD_KINDS for s in specs.values())
+
+
+def test_a_trained_baseline_is_one_yaml_entry(monkeypatch, tmp_path: Path) -> None:
+    """docs/extending.md's worked example: an occlusion-augmented teacher trained under noise fills is a new stage
+    in the preset, evaluated like the other teachers, with no code change."""
+    entry = ("{stage: teacher, from: {weights: teacher_stage2}, occluded: true, data: {occlusion_fills: [noise]},"
+             " model: {backbone: resnet18, stage: 2, img_size: 64}, optim: {lr: 3e-4, epochs: 3}}")
+    bench = load_bench_config("smoke", [f"stages.teacher_occaug_noise={entry}"])
+    trained, specs = _fake_fold(monkeypatch, bench, tmp_path)
+    config = trained["teacher_occaug_noise"]
+    assert config.data.occlusion_fills == ("noise",) and config.data.occlusion == bench.training_occlusion
+    assert specs["teacher_occaug_noise"] == f"teacher:{tmp_path / 'fold1' / 'teacher_occaug_noise'}/" \
+                                           "teacher_occaug_noise.safetensors"
+
+
+def test_every_condition_is_in_one_report_group_and_the_heatmaps_show_all_but_the_patch_curve() -> None:
+    grouped = [c for group in CONDITION_GROUPS.values() for c in group]
+    assert sorted(grouped) == sorted(CONDITIONS)
+    assert set(PATCH_RATIOS) == set(CONDITION_GROUPS["patch"])
+    shown = heatmap_conditions(CONDITIONS)
+    assert shown[0] == "clean" and {"square25", "square50", "mask"} <= set(shown)
+    assert set(shown) | set(CONDITION_GROUPS["patch"]) == set(CONDITIONS)
+
+
+def test_method_specs_name_their_kind() -> None:
+    assert parse_spec("recon:a.safetensors+b.safetensors") == ("recon", "a.safetensors+b.safetensors")
+    for bad in ("runs/teacher.safetensors", "teachr:x.safetensors", "student:"):
+        with pytest.raises(ValueError, match="KIND:CHECKPOINT"):
+            parse_spec(bad)
+    with pytest.raises(ValueError, match="KIND:CHECKPOINT"):
+        load_methods({"t": "t.safetensors"})
