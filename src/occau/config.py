@@ -73,10 +73,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` laid over it: mappings merge key by key, anything else is replaced."""
+    """``base`` with ``override`` laid over it: mappings merge key by key, ``null`` removes a key (so its default
+    applies, or a preset drops a stage of its base), anything else is replaced."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merged(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

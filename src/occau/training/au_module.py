@@ -47,6 +47,10 @@ class AUTrainingModule(L.LightningModule):
     def trained_models(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
+    def stage_callbacks(self, out_dir) -> list[L.Callback]:
+        """Callbacks the stage adds to its trainer (none: validation F1 and best weights are built in)."""
+        return []
+
     def predict_all(self, batch: dict[str, Tensor]) -> dict[str, AUOutput]:
         raise NotImplementedError
 

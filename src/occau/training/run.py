@@ -83,8 +83,7 @@ def train_stage(
     save_config(config, out_dir / "config.yaml")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module, datamodule = STAGES[config.stage].build(config)
-    if hasattr(module, "stage_callbacks"):
-        callbacks = [*callbacks, *module.stage_callbacks(out_dir)]
+    callbacks = [*callbacks, *module.stage_callbacks(out_dir)]
     trainer = build_trainer(config, out_dir, callbacks)
     datamodule.batch_size = per_process_batch(config, trainer.world_size)
     if trainer.is_global_zero:

@@ -1,7 +1,8 @@
 """The stage registry: each stage kind names the Lightning module that builds, trains and describes it.
 
 A stage module offers ``build(config) -> (module, datamodule)`` (models, initial weights, data), the Lightning
-hooks that train it, and for export ``trained_models()``, ``best_state(name)`` and ``checkpoint_meta(name, ...)``.
+hooks that train it (plus ``stage_callbacks(out_dir)``), and for export ``trained_models()``, ``best_state(name)``
+and ``checkpoint_meta(name, ...)``.
 ``train_stage`` (occau.training.run) needs nothing else, so a new kind of training run is one module plus one line
 here and one in :data:`occau.training.config.STAGE_KINDS` (its config's model and loss dataclasses).
 """
