@@ -75,7 +75,7 @@ def test_the_patch_size_of_an_mae_stage_must_be_the_data_grid() -> None:
 def test_presets_share_one_base_and_differ_only_where_they_say() -> None:
     smoke, quick, full = (load_bench_config(p) for p in ("smoke", "quick", "full"))
     assert quick.training_occlusion == smoke.training_occlusion == full.training_occlusion
-    assert [s.name for s in stage_plan(quick)] == [s.name for s in stage_plan(full)]
+    assert [s.name for s in stage_plan(quick)] + ["student_control"] == [s.name for s in stage_plan(full)]  # null
     assert full.folds == [1, 2, 3] and quick.folds == [1]
     assert stage_config(full, "student", 1).model == stage_config(quick, "student", 1).model
     assert stage_config(smoke, "student", 1).model.spatial_maps == 4  # the smoke override, on top of the base
@@ -143,3 +143,14 @@ def test_method_specs_name_their_kind() -> None:
             parse_spec(bad)
     with pytest.raises(ValueError, match="KIND:CHECKPOINT"):
         load_methods({"t": "t.safetensors"})
+
+
+def test_base_presets_merge_mappings_and_null_removes_a_key(tmp_path: Path) -> None:
+    from occau.config import read_yaml
+
+    (tmp_path / "base.yaml").write_text("a: {x: 1, y: 2}\nb: [1, 2]\nc: {k: 1}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\na: {y: 3, z: 4}\nb: [5]\nc: null\n")
+    assert read_yaml(tmp_path / "child.yaml") == {"a": {"x": 1, "y": 3, "z": 4}, "b": [5]}
+    (tmp_path / "bad.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match="bad.yaml: expected a mapping"):
+        read_yaml(tmp_path / "bad.yaml")

@@ -88,7 +88,7 @@ def plot_block_heatmaps(results: dict[str, Any], out_png: str | Path) -> Path | 
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.colorbar(image, ax=axes, shrink=0.8, label="F1 (%)")
-    fig.suptitle(f"{results['dataset']}: per-AU F1 (%) under block occlusion (columns: AU number)", fontsize=10)
+    fig.suptitle(f"{results['dataset']}: per-AU F1 (%) under squares, face regions and occluders (columns: AU number)", fontsize=10)
     return _save(fig, out_png)
 
 
