@@ -154,3 +154,23 @@ def test_base_presets_merge_mappings_and_null_removes_a_key(tmp_path: Path) -> N
     (tmp_path / "bad.yaml").write_text("- a\n- b\n")
     with pytest.raises(ValueError, match="bad.yaml: expected a mapping"):
         read_yaml(tmp_path / "bad.yaml")
+
+
+def test_occau_train_names_a_misspelt_key_and_trains_nothing(tmp_path: Path, capsys) -> None:
+    from occau.cli import main
+
+    path = tmp_path / "teacher.yaml"
+    path.write_text("stage: teacher\nmodel: {arch: resnet18, img_size: 64}\nloss: {edge_wieght: 0.1}\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "run")]) == 2
+    assert "teacher.yaml: unknown key(s) loss.edge_wieght; allowed here: edge_weight" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_occau_evaluate_checks_every_folds_checkpoints_first(tmp_path: Path, capsys) -> None:
+    from occau.cli import main
+
+    (tmp_path / "t1.safetensors").write_bytes(b"")
+    code = main(["evaluate", "--method", f"t=teacher:{tmp_path}/t{{fold}}.safetensors", "--folds", "1,2",
+                 "--out", str(tmp_path / "eval")])
+    assert code == 2 and f"{tmp_path}/t2.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

@@ -58,11 +58,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"occau evaluate: {err}", file=sys.stderr)
         return 2
+    folds = [int(f) for f in args.folds.split(",")]
+    missing = [path for spec in specs.values() for fold in folds
+               for path in parse_spec(spec.replace("{fold}", str(fold)))[1].split("+") if not Path(path).is_file()]
+    if missing:  # checked for every fold first: a missing file of fold 3 must not surface after folds 1-2 ran
+        print(f"occau evaluate: checkpoint(s) not found: {', '.join(dict.fromkeys(missing))}", file=sys.stderr)
+        return 2
     prepared = args.dataset in ("bp4d", "disfa")
     settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device)
     data_of = {}
     per_fold = {}
-    for fold in (int(f) for f in args.folds.split(",")):
+    for fold in folds:
         data_of[fold] = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset,
                                    preset=args.preset, root=args.data if prepared else None,
                                    cache_dir=None if prepared else args.data, fold=fold, seed=args.seed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,11 @@ def run(args: argparse.Namespace) -> int:
     from occau.training.config import load_config
     from occau.training.run import train_stage
 
-    config = load_config(args.config, args.overrides)
+    try:  # the whole config is checked before any training
+        config = load_config(args.config, args.overrides)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"occau train: {err}", file=sys.stderr)
+        return 2
     exported = train_stage(config, args.out, resume=not args.no_resume)
     for name, path in exported.items():
         print(f"{name}: {path}")
