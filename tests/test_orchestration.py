@@ -90,7 +90,7 @@ def _fake_fold(monkeypatch, bench, tmp_path: Path) -> tuple[dict, dict]:
         names = list(config.loss.distillation()) if config.stage == "student" else [config.name]
         return {n: out_dir / f"{n}.safetensors" for n in names}
 
-    def fake_evaluate(specs, data, conditions, settings, log):
+    def fake_evaluate(specs, data, conditions, settings, log, timed=True):
         evaluated.update(specs)
         return {"fold": data.fold, "results": {}, "references": {}, "timings": {}}
 

@@ -188,7 +188,7 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) 
             specs |= {name: f"{METHOD_KIND_OF_STAGE[stage.kind]}:{path}" for name, path in exported.items()}
     specs |= {name: _fill(spec, models, name) for name, spec in bench.methods.items()}
     data = from_dict(DataConfig, {**bench.data, "fold": fold})
-    fold_result = evaluate_fold(specs, data, bench.conditions, bench.eval, log)
+    fold_result = evaluate_fold(specs, data, bench.conditions, bench.eval, log, timed=fold == bench.folds[0])
     finished.write_text(json.dumps(fold_result, indent=1))
     return fold_result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -66,17 +67,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     prepared = args.dataset in ("bp4d", "disfa")
     settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device)
-    data_of = {}
+    data = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset, preset=args.preset,
+                      root=args.data if prepared else None, cache_dir=None if prepared else args.data,
+                      fold=folds[0], seed=args.seed, patch_size=args.patch_size)
     per_fold = {}
     for fold in folds:
-        data_of[fold] = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset,
-                                   preset=args.preset, root=args.data if prepared else None,
-                                   cache_dir=None if prepared else args.data, fold=fold, seed=args.seed,
-                                   patch_size=args.patch_size)
         fold_specs = {name: spec.replace("{fold}", str(fold)) for name, spec in specs.items()}
-        per_fold[fold] = evaluate_fold(fold_specs, data_of[fold], conditions, settings)
-    results = results_over_folds(per_fold, next(iter(data_of.values())), conditions, settings, preset=args.preset,
-                                 methods=specs)
+        per_fold[fold] = evaluate_fold(fold_specs, replace(data, fold=fold), conditions, settings,
+                                       timed=fold == folds[0])
+    results = results_over_folds(per_fold, data, conditions, settings, preset=args.preset, methods=specs)
     md_path = write_report(results, args.out)
     print(f"results: {Path(args.out) / 'results.json'}\n         {md_path}")
     if args.check_teacher:

@@ -45,9 +45,10 @@ class EvalConfig:
 
 
 def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str], settings: EvalConfig,
-                  log=print) -> dict[str, Any]:
+                  log=print, timed: bool = True) -> dict[str, Any]:
     """Every method (``{name: "KIND:CHECKPOINT"}``) under every condition on the fold ``data.fold``'s test faces, the
-    references on the same faces, and the time per face: ``{"fold", "results", "references", "timings"}``."""
+    references on the same faces, and (``timed``) the time per face: ``{"fold", "results", "references",
+    "timings"}``. A study times one fold only: the speed of a method does not depend on the fold."""
     device = resolve_device(settings.device)
     methods = load_methods(specs, patch_size=data.patch_size)
     faces = every_nth(build_face_dataset(data, "test"), settings.stride)
@@ -55,15 +56,17 @@ def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str]
         "faces")
     results = evaluate_conditions(methods, faces, conditions, len(dataset_aus(data.dataset)),
                                   batch_size=settings.batch_size, fill=settings.fill, seed=data.seed, device=device)
-    timings = time_methods(methods, faces, condition=settings.timing_condition, batch_size=settings.timing_batch_size,
-                           repeats=settings.timing_repeats, device=device)
+    timings = {}
+    if timed:
+        timings = time_methods(methods, faces, condition=settings.timing_condition,
+                               batch_size=settings.timing_batch_size, repeats=settings.timing_repeats, device=device)
     references = fold_references(build_face_dataset(data, "train"), faces)
     return {"fold": data.fold, "results": results, "references": references, "timings": timings}
 
 
 def results_over_folds(per_fold: dict[int, dict[str, Any]], data: DataConfig, conditions: list[str],
                        settings: EvalConfig, **provenance: Any) -> dict[str, Any]:
-    """The ``results.json`` content of a study from its folds' :func:`evaluate_fold` results (timings: the first
+    """The ``results.json`` content of a study from its folds' :func:`evaluate_fold` results (timings: the timed
     fold's), with what was evaluated and how; ``provenance`` adds keys such as the preset or the method specs."""
     folds = sorted(per_fold)
     return {
@@ -78,7 +81,7 @@ def results_over_folds(per_fold: dict[int, dict[str, Any]], data: DataConfig, co
         "machine": machine_info(),
         "results": mean_over_folds({f: per_fold[f]["results"] for f in folds}),
         "references": references_over_folds({f: per_fold[f]["references"] for f in folds}),
-        "timings": per_fold[folds[0]]["timings"],
+        "timings": next((per_fold[f]["timings"] for f in folds if per_fold[f]["timings"]), {}),
     }
 
 

@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from occau.models.mae import MaskedAutoencoderViT
 from occau.models.megraphau.model import MEGraphAU
 
-
 TEACHER = "teacher"  # the clean-trained teacher on the occluded face
 TEACHER_OCCAUG = "teacher_occaug"  # the teacher fine-tuned under the training occlusion mixture
 RECONSTRUCT = "mae_recon_teacher"  # MAE reconstruction, then the clean teacher

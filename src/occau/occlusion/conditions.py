@@ -64,16 +64,18 @@ class OcclusionResult:
     token_mask: np.ndarray  # (G*G,) bool, True when >= half of token cell i is covered, G = S // patch_size
 
 
-def _check_image(image: np.ndarray, patch_size: int) -> int:
+def _check_image(image: np.ndarray, patch_size: int | None) -> tuple[int, int]:
+    """The crop side and the token grid's cell (``patch_size``, or the standard one for the side)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"occlude expects an (S, S, 3) uint8 RGB face crop, got {got}")
     size = image.shape[0]
     if image.shape[1] != size:
         raise ValueError(f"occlude expects a square aligned crop, got {image.shape[:2]}")
+    patch_size = standard_patch_size(size, patch_size)
     if not 1 <= patch_size <= size:
         raise ValueError(f"patch_size {patch_size} must be in 1..{size} (the crop side)")
-    return size
+    return size, patch_size
 
 
 def occlude(
@@ -89,9 +91,7 @@ def occlude(
     """Apply one protocol condition to an aligned (S, S, 3) uint8 crop, deterministically per (seed, key).
 
     ``patch_size`` is the token grid's cell (None: the standard grid of the crop size, ``standard_patch_size``)."""
-    patch_size = standard_patch_size(image.shape[0] if isinstance(image, np.ndarray) and image.ndim == 3 else 0,
-                                     patch_size)
-    size = _check_image(image, patch_size)
+    size, patch_size = _check_image(image, patch_size)
     if fill not in FILLS:
         raise ValueError(f"unknown fill {fill!r}; known: {FILLS}")
     geometry = sample_rng(seed, condition, sample_key, "geometry")

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from occau.data.config import DataConfig
 from occau.metrics import f1_scores
 from occau.models.mae import MaskedAutoencoderViT
-from occau.data.config import DataConfig
 from occau.training.config import ProbeConfig
 
 PROBE_CONDITIONS = ("clean", "patch50")

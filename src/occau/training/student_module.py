@@ -25,8 +25,8 @@ from occau.models.megraphau.model import MEGraphAU
 from occau.models.outputs import AUOutput
 from occau.models.student import EncoderStudent, LatentStudent
 from occau.training.au_module import AUTrainingModule, training_class_weights
-from occau.training.data import FaceDataModule
 from occau.training.config import StageConfig
+from occau.training.data import FaceDataModule
 
 
 class TeacherTargets(nn.Module):
@@ -74,7 +74,7 @@ class StudentModule(AUTrainingModule):
         super().__init__(config, class_weights)
         self.teacher = teacher.requires_grad_(False)
         self.variants = config.loss.distillation()
-        if config.loss.encoder_init == "random":  # the no-pretraining control: same shape, same training, no MAE pretraining
+        if config.loss.encoder_init == "random":  # the no-pretraining control: same shape and training, no MAE
             torch.manual_seed(config.seed)
             encoder = MaskedAutoencoderViT(encoder.config, decoder=False)
         depth = encoder.config.depth

@@ -58,7 +58,6 @@ class MEGraphAUConfig:
         return asdict(self)
 
 
-
 # The official settings (config/*.yaml: 12 AUs with K=4 on BP4D, 8 AUs with K=3 on DISFA), plus a small one.
 MEGRAPHAU_CONFIGS: dict[str, MEGraphAUConfig] = {
     "resnet50_bp4d": MEGraphAUConfig("resnet50", num_aus=12, neighbor_num=4),
