@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="in videos, process one frame then skip this many (default 0: every frame)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability at which AUxx_c is 1 (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="model arithmetic (default fp32)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="model arithmetic: fp32, or bf16/fp16 autocast (GPUs; bf16 also on recent CPUs) (default fp32)")
     p.add_argument("--overlay", default=None, metavar="DIR",
                    help="write pictures here: <name>_overlay.png; for videos <name>_overlay.mp4 and <name>_aus.png")
     p.add_argument("--max-gap", type=int, default=15,

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=1, help="evaluate every n-th test frame")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="model arithmetic: fp32, or bf16/fp16 autocast (default fp32, as the committed reports)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check-teacher", default=None, metavar="BACKBONE",
                    help="compare the clean F1 of the method named 'teacher' with ME-GraphAU's published per-AU "
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"occau evaluate: checkpoint(s) not found: {', '.join(dict.fromkeys(missing))}", file=sys.stderr)
         return 2
     prepared = args.dataset in ("bp4d", "disfa")
-    settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device)
+    settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device,
+                          precision=args.precision)
     data = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset, preset=args.preset,
                       root=args.data if prepared else None, cache_dir=None if prepared else args.data,
                       fold=folds[0], seed=args.seed, patch_size=args.patch_size)

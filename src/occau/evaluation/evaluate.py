@@ -29,6 +29,7 @@ from occau.evaluation.methods import MethodGroup, MethodSet, StudentsOnVisible, 
 from occau.evaluation.references import fold_references
 from occau.metrics import AUF1
 from occau.occlusion.face_tensors import FaceTensors
+from occau.runtime import autocast, check_precision, resolve_device
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class EvalConfig:
     timing_repeats: int = 5
     timing_condition: str = "patch50"
     device: str = "auto"  # auto: cuda when available
+    precision: str = "fp32"  # fp32, or bf16/fp16 autocast (occau.runtime.PRECISIONS); the reports are fp32
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
 
 def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str], settings: EvalConfig,
@@ -55,11 +60,13 @@ def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str]
     log(f"fold {data.fold}: evaluating {len(methods.names)} methods x {len(conditions)} conditions on {len(faces)} "
         "faces")
     results = evaluate_conditions(methods, faces, conditions, len(dataset_aus(data.dataset)),
-                                  batch_size=settings.batch_size, fill=settings.fill, seed=data.seed, device=device)
+                                  batch_size=settings.batch_size, fill=settings.fill, seed=data.seed, device=device,
+                                  precision=settings.precision)
     timings = {}
     if timed:
         timings = time_methods(methods, faces, condition=settings.timing_condition,
-                               batch_size=settings.timing_batch_size, repeats=settings.timing_repeats, device=device)
+                               batch_size=settings.timing_batch_size, repeats=settings.timing_repeats, device=device,
+                               precision=settings.precision)
     references = fold_references(build_face_dataset(data, "train"), faces)
     return {"fold": data.fold, "results": results, "references": references, "timings": timings}
 
@@ -85,12 +92,6 @@ def results_over_folds(per_fold: dict[int, dict[str, Any]], data: DataConfig, co
     }
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def every_nth(faces: Dataset, stride: int) -> Dataset:
     """Every ``stride``-th test frame: consecutive video frames are nearly identical, so this keeps the evidence."""
     return faces if stride <= 1 else Subset(faces, list(range(0, len(faces), stride)))
@@ -107,6 +108,7 @@ def evaluate_conditions(
     fill: str = "black",
     seed: int = 0,
     device: torch.device | str = "cpu",
+    precision: str = "fp32",
     num_workers: int = 0,
     progress: bool = True,
 ) -> dict[str, dict[str, dict]]:
@@ -122,8 +124,10 @@ def evaluate_conditions(
         for batch in loader:
             images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
             for group in methods.groups:
-                for name, probs in group(images, token_mask).items():
-                    metrics[name].update(probs, batch["labels"].to(device), batch["label_mask"].to(device))
+                with autocast(device, precision):
+                    predicted = group(images, token_mask)
+                for name, probs in predicted.items():
+                    metrics[name].update(probs.float(), batch["labels"].to(device), batch["label_mask"].to(device))
             bar.update(len(images))
         for name, metric in metrics.items():
             scores = metric.compute()
@@ -148,6 +152,7 @@ def time_methods(
     repeats: int = 5,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    precision: str = "fp32",
 ) -> dict[str, dict]:
     """Median milliseconds per face of each method run alone on the same occluded batch (after one warm-up)."""
     device = torch.device(device)
@@ -157,15 +162,16 @@ def time_methods(
     images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
     runners = {name: _alone(group, name) for group in methods.groups for name in group.names}
     samples: dict[str, list[float]] = {name: [] for name in runners}
-    for name, run in runners.items():
-        run(images, token_mask)  # warm-up
-    for _ in range(repeats):  # round-robin, so a burst of machine load hits every method alike
+    with autocast(device, precision):
         for name, run in runners.items():
-            _sync(device)
-            start = time.perf_counter()
-            run(images, token_mask)
-            _sync(device)
-            samples[name].append((time.perf_counter() - start) * 1000 / len(images))
+            run(images, token_mask)  # warm-up
+        for _ in range(repeats):  # round-robin, so a burst of machine load hits every method alike
+            for name, run in runners.items():
+                _sync(device)
+                start = time.perf_counter()
+                run(images, token_mask)
+                _sync(device)
+                samples[name].append((time.perf_counter() - start) * 1000 / len(images))
     timings = {
         name: {
             "ms_per_face": statistics.median(values),
@@ -174,6 +180,7 @@ def time_methods(
             "repeats": repeats,
             "threads": torch.get_num_threads(),
             "device": str(device),
+            "precision": precision,
             "input_size": int(images.shape[-1]),
         }
         for name, values in samples.items()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ from occau.inference.tracking import FaceTracker, TrackedFace
 from occau.inference.writer import FAILURE_COLUMNS, LazyRowWriter, RowWriter, failures_path, result_columns
 from occau.models.mae import MaskedAutoencoderViT
 from occau.occlusion.tokens import token_mask_from_pixels
+from occau.runtime import autocast, check_precision, resolve_device
 
 OCCLUSION_MODES = ("none", "auto")
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -55,12 +54,6 @@ class StageTimes:
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def region_slices(aus: Sequence[int], size: int) -> dict[int, tuple[slice, slice]]:
@@ -109,8 +102,7 @@ class Detector:
                max_pixels: int = MAX_PIXELS, face_detector: FaceDetector | None = None) -> None:
         if occlusion not in OCCLUSION_MODES:
             raise ValueError(f"occlusion must be one of {OCCLUSION_MODES}, got {occlusion!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        check_precision(precision)
         self.device = resolve_device(device)
         self.encoder, self.student = encoder.to(self.device), student.to(self.device)
         self.meta, self.checkpoint = meta, checkpoint
@@ -130,11 +122,6 @@ class Detector:
         self.times = StageTimes()
 
     # ------------------------------------------------------------------ the model
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
-
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -149,7 +136,7 @@ class Detector:
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - self.mean) / self.std  # (B, 3, S, S)
         mask = torch.from_numpy(np.asarray(token_mask, dtype=bool)).to(self.device)  # (B, L)
-        with self._autocast():
+        with autocast(self.device, self.precision):
             latents = self.encoder.encode_visible(x, mask)
             self._sync()
             t1 = time.perf_counter()

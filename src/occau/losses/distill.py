@@ -20,6 +20,7 @@ from occau.data.relations import relation_labels, relation_valid
 from occau.losses.edge import edge_loss
 from occau.losses.wa import WeightedAsymmetricLoss
 from occau.models.outputs import AUOutput
+from occau.runtime import at_least_fp32
 
 FEATURE_DISTANCES = ("mse", "cosine")
 # Which of the teacher's graph features KD matches: what its gated GCN outputs (the nodes its classifier scores) or
@@ -73,10 +74,11 @@ DISTILLATION_PRESETS: dict[str, DistillationConfig] = {
 
 
 def feature_distance(student: Tensor, teacher: Tensor, kind: str = "mse") -> Tensor:
-    """Mean distance between (..., C) features; the teacher side is detached."""
+    """Mean distance between (..., C) features in at least fp32 (half-precision sums of squares over C overflow fp16
+    and lose digits in bf16); the teacher side is detached."""
     if student.shape != teacher.shape:
         raise ValueError(f"student features {tuple(student.shape)} do not match teacher {tuple(teacher.shape)}")
-    teacher = teacher.detach()
+    student, teacher = at_least_fp32(student), at_least_fp32(teacher.detach())
     if kind == "mse":
         return F.mse_loss(student, teacher)
     if kind == "cosine":
@@ -88,8 +90,8 @@ def edge_logits_kl(student: Tensor, teacher: Tensor, temperature: float = 1.0) -
     """``T**2 * KL(softmax(t/T) || softmax(s/T))`` per edge, mean over (B, N*N); logits (B, N*N, 4)."""
     if student.shape != teacher.shape:
         raise ValueError(f"student edge logits {tuple(student.shape)} do not match teacher {tuple(teacher.shape)}")
-    log_p_s = F.log_softmax(student / temperature, dim=-1)
-    log_p_t = F.log_softmax(teacher.detach() / temperature, dim=-1)
+    log_p_s = F.log_softmax(at_least_fp32(student) / temperature, dim=-1)
+    log_p_t = F.log_softmax(at_least_fp32(teacher.detach()) / temperature, dim=-1)
     kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1)  # (B, N*N)
     return kl.mean() * temperature**2
 

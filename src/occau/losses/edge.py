@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from occau.runtime import at_least_fp32
+
 
 def edge_loss(edge_logits: Tensor, relations: Tensor, valid: Tensor | None = None) -> Tensor:
     """Cross-entropy of edge logits (B, N*N, 4) against pair states (B, N*N), mean over the valid entries.
@@ -23,7 +25,7 @@ def edge_loss(edge_logits: Tensor, relations: Tensor, valid: Tensor | None = Non
             f"edge_logits {tuple(edge_logits.shape)} do not match relations {tuple(relations.shape)}: "
             "expected (B, N*N, 4) and (B, N*N)"
         )
-    logits = edge_logits.reshape(-1, edge_logits.shape[-1])  # (B*N*N, 4)
+    logits = at_least_fp32(edge_logits).reshape(-1, edge_logits.shape[-1])  # (B*N*N, 4), fp32 under autocast
     target = relations.reshape(-1)
     if valid is None:
         return F.cross_entropy(logits, target)

@@ -6,12 +6,16 @@ factor): confidently rejected negatives cost almost nothing, false positives cos
 weights counter the strong imbalance between frequent and rare AUs.
 
 Unlike the official code this does not flip ``torch.set_grad_enabled`` globally; ``detach`` gives the same gradient.
+Under mixed precision the probabilities are promoted to fp32 first: ``eps`` (1e-8) is zero in fp16 and ``1 - x``
+near 1 keeps two significant digits in bf16, so ``log`` would turn a confident score into -inf or a coarse step.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from occau.runtime import at_least_fp32
 
 
 class WeightedAsymmetricLoss(nn.Module):
@@ -36,6 +40,7 @@ class WeightedAsymmetricLoss(nn.Module):
         """probs, labels, label_mask: (B, N). Returns a scalar."""
         if probs.shape != labels.shape:
             raise ValueError(f"probs {tuple(probs.shape)} and labels {tuple(labels.shape)} must have the same shape")
+        probs = at_least_fp32(probs)
         labels = labels.to(probs.dtype)
         focus = probs.detach()  # sg(x): the focusing factor is a constant in backward
         loss = labels * torch.log(probs.clamp(min=self.eps))

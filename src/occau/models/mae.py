@@ -89,11 +89,14 @@ class VisibleLatents:
 
     def to_cells(self, values: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
         """Per-token values (B, K, C) back to their patch cells: (B, L, C), ``fill`` (broadcastable to (B, 1, C)) in
-        every cell without a visible token. Padded slots go to a spare cell L that is dropped."""
+        every cell without a visible token. Padded slots go to a spare cell L that is dropped.
+
+        The grid takes the values' dtype: under mixed precision the values come out of an autocast layer in bf16/fp16
+        while ``fill`` is an fp32 parameter, and scatter needs one dtype (the cast keeps ``fill``'s gradient)."""
         B, L = self.token_mask.shape
         C = values.shape[-1]
         slots = self.ids_keep.masked_fill(self.padding_mask[:, 1:], L)  # (B, K)
-        cells = fill.expand(B, L + 1, C).clone()  # (B, L+1, C)
+        cells = fill.to(values.dtype).expand(B, L + 1, C).clone()  # (B, L+1, C)
         return cells.scatter(1, slots.unsqueeze(-1).expand(-1, -1, C), values)[:, :L]
 
 

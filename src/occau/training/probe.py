@@ -32,11 +32,15 @@ PROBE_CONDITIONS = ("clean", "patch50")
 
 @torch.no_grad()
 def grid_features(encoder: MaskedAutoencoderViT, images: Tensor, token_mask: Tensor, batch_size: int = 256) -> Tensor:
-    """Visible latents back in their cells: (B, 3, S, S), (B, L) -> (B, L, D), zeros at occluded cells."""
-    out = []
+    """Visible latents back in their cells: (B, 3, S, S), (B, L) -> (B, L, D) fp32, zeros at occluded cells.
+
+    The faces go to the encoder's device batch by batch (during pretraining that is the GPU the MAE trains on) and the
+    features come back to the faces' device, where the small linear probe is fitted."""
+    out, device = [], encoder.cls_token.device
     for i in range(0, len(images), batch_size):
-        latents = encoder.encode_visible(images[i:i + batch_size], token_mask[i:i + batch_size])
-        out.append(latents.to_cells(latents.tokens[:, 1:], latents.tokens.new_zeros(1, 1, latents.tokens.shape[-1])))
+        latents = encoder.encode_visible(images[i:i + batch_size].to(device), token_mask[i:i + batch_size].to(device))
+        cells = latents.to_cells(latents.tokens[:, 1:], latents.tokens.new_zeros(1, 1, latents.tokens.shape[-1]))
+        out.append(cells.float().to(images.device))
     return torch.cat(out)
 
 

@@ -57,7 +57,10 @@ class TeacherTargets(nn.Module):
             self.register_buffer(f, torch.cat(stored[f]), persistent=False)
 
     def lookup(self, index: Tensor, flipped: Tensor, device: torch.device | str = "cpu") -> AUOutput:
-        index, flipped = index.cpu(), flipped.long().cpu()
+        """The targets of a batch on ``device``, gathered where the table lives (host memory: a BP4D table of edge
+        features would not fit beside the model on a GPU) and moved as one batch."""
+        where = self.probs.device
+        index, flipped = index.to(where), flipped.long().to(where)
         return AUOutput(**{f: getattr(self, f)[index, flipped].to(device).float() for f in self.fields})
 
     @staticmethod
