@@ -20,10 +20,13 @@ import copy
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import lightning as L
 
 from occau.aus import dataset_aus
 from occau.checkpoints.shipped import SYNTHFACS_MAE, shipped_weights
@@ -156,7 +159,8 @@ def stage_config(bench: BenchConfig, stage: str, fold: int, init: dict[str, str]
         raise ValueError(f"stages.{stage}: {err}") from None
 
 
-def _trained(out_dir: Path, config: StageConfig, what: str, log) -> dict[str, Path]:
+def _trained(out_dir: Path, config: StageConfig, what: str, log, callbacks: Sequence[L.Callback] = ()
+             ) -> dict[str, Path]:
     """Train a stage unless its exported weights already exist (resumable benchmark)."""
     done = out_dir / "exported.json"
     if done.is_file():
@@ -164,13 +168,14 @@ def _trained(out_dir: Path, config: StageConfig, what: str, log) -> dict[str, Pa
         return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
     log(f"training {what}")
     start = time.perf_counter()
-    exported = train_stage(config, out_dir)
+    exported = train_stage(config, out_dir, callbacks=callbacks)
     done.write_text(json.dumps({k: str(v) for k, v in exported.items()}, indent=1))
     log(f"{what} done in {time.perf_counter() - start:.0f} s")
     return exported
 
 
-def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) -> dict[str, Any]:
+def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log,
+             callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
     """Train every per-fold stage, then evaluate all methods on the fold's test part."""
     fold_dir = out_dir / f"fold{fold}"
     finished = fold_dir / "fold_results.json"
@@ -182,7 +187,7 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log) 
     for stage in stage_plan(bench):
         init = {role: str(_single_model(models, source, stage.name)) for role, source in stage.inputs.items()}
         config = stage_config(bench, stage.name, fold, init)
-        exported = _trained(fold_dir / stage.name, config, f"fold {fold}: {stage.name}", log)
+        exported = _trained(fold_dir / stage.name, config, f"fold {fold}: {stage.name}", log, callbacks)
         models[stage.name] = next(iter(exported.values())) if len(exported) == 1 else None
         if stage.evaluate:
             specs |= {name: f"{METHOD_KIND_OF_STAGE[stage.kind]}:{path}" for name, path in exported.items()}
@@ -208,7 +213,7 @@ def _fill(spec: str, models: dict[str, Path | None], method: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: str(_single_model(models, m.group(1), f"method {method}")), spec)
 
 
-def _mae_for(bench: BenchConfig, fold: int, out_dir: Path, log) -> Path:
+def _mae_for(bench: BenchConfig, fold: int, out_dir: Path, log, callbacks: Sequence[L.Callback] = ()) -> Path:
     """The MAE of a fold's students and reconstruct baseline: a given checkpoint, the shipped SynthFACS MAE, or one
     pretrained now (``mae: pretrain``) only on faces outside the fold's test part."""
     if bench.mae_checkpoint:
@@ -219,9 +224,9 @@ def _mae_for(bench: BenchConfig, fold: int, out_dir: Path, log) -> Path:
         return path
     config = stage_config(bench, MAE_STAGE, fold)
     if mae_is_shared(config):
-        return next(iter(_trained(out_dir / "mae", config, "mae (faces outside every fold)", log).values()))
+        return next(iter(_trained(out_dir / "mae", config, "mae (faces outside every fold)", log, callbacks).values()))
     return next(iter(_trained(out_dir / f"fold{fold}" / "mae", config, f"fold {fold}: mae (training subjects)",
-                              log).values()))
+                              log, callbacks).values()))
 
 
 def mae_is_shared(config: StageConfig) -> bool:
@@ -233,14 +238,15 @@ def mae_is_shared(config: StageConfig) -> bool:
     return read_info(Path(config.data.root))["dataset"] == "faces"
 
 
-def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print) -> Path:
-    """Run everything; returns the report folder."""
+def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print, callbacks: Sequence[L.Callback] = ()) -> Path:
+    """Run everything; returns the report folder. ``callbacks`` join every stage's trainer (e.g. a profiler)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     bench.data.setdefault("cache_dir", str(out_dir / "data"))
     log(f"benchmark {bench.name}: output in {out_dir}")
-    per_fold = {fold: run_fold(bench, fold, out_dir, _mae_for(bench, fold, out_dir, log), log) for fold in bench.folds}
+    per_fold = {fold: run_fold(bench, fold, out_dir, _mae_for(bench, fold, out_dir, log, callbacks), log, callbacks)
+                for fold in bench.folds}
     data = from_dict(DataConfig, {**bench.data, "fold": bench.folds[0]})
     results = results_over_folds(per_fold, data, bench.conditions, bench.eval, preset=bench.name)
     results["wall_time_s"] = round(time.perf_counter() - start, 1)
