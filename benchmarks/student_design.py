@@ -7,9 +7,11 @@ with the benchmark's evaluation code. The test part is never read.
 
     python benchmarks/student_design.py --bench-dir runs/quick --experiments readout,head --out runs/design
 
-``--bench-dir`` is a quick benchmark folder holding fold 1's teacher (``fold1/teacher_stage2``) and the render
-cache; ``--mae`` the MAE to start from (default: the shipped one). One JSON line per experiment and student is
-appended to ``benchmarks/results/student_design.jsonl`` and the table ``student_design.md`` is rewritten.
+``--bench-dir`` is a benchmark folder of ``--preset`` (default quick) holding fold 1's teacher
+(``fold1/teacher_stage2``) and the render cache; ``--mae`` the MAE to start from (default: the shipped one);
+``--steps`` the optimiser steps of every experiment unless the experiment sets its own (``STEPS`` key). One JSON line
+per experiment and student is appended to ``RESULTS/student_design.jsonl`` (default ``benchmarks/results``) and the
+table ``student_design.md`` is rewritten.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import copy
 import functools
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import torch
 
 from occau.aus import dataset_aus
 from occau.benchmark import load_bench_config, stage_config
@@ -32,6 +37,7 @@ from occau.data.datasets import build_face_dataset
 from occau.training.run import train_stage
 
 RESULTS = Path(__file__).parent / "results"
+STEPS = "steps"  # an experiment's own optimiser steps (else --steps), popped before its changes merge
 
 
 def merge(base: dict, update: dict) -> dict:
@@ -56,6 +62,8 @@ NO_KD = {"loss": {"variants": {"student": "no_kd"}}}
 RANDOM_INIT = {"loss": {"encoder_init": "random"}}
 FRESH_HEAD = {"loss": {"init_from_teacher": False}}
 COSINE_KD = {"loss": {"kd": {"feature_distance": "cosine"}}}
+METHOD_KD = {"loss": {"variants": {"student": {"node": 0.3, "edge": 0.3}}}}  # the presets' KD, without the no-KD twin
+NO_LAYER_DECAY = {"optim": {"layer_decay": 1.0}}
 
 
 def maps(r: int) -> dict:
@@ -100,6 +108,17 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
         "in0_3": {"node": 0.3, "edge": 0.3, "kd_features": "graph_input"},
         "in1": {"node": 1, "edge": 1, "kd_features": "graph_input"},
         "node0_3": {"node": 0.3, "edge": 0}})))],
+    # Issue 20: a fair no-pretraining control. The method's student on a random-init encoder gets its own recipe (no
+    # layer decay, lr 1e-3 or 3e-3), at the student's length (3 epochs, S steps) and at 3x (9 epochs); the method at
+    # both lengths beside it; and a scratch ViT with a plain linear grid readout (R = 1 + L: one weight per cell).
+    "fair_control": [
+        *((f"control_lr{lr}_e{epochs}", changes(METHOD_KD, RANDOM_INIT, NO_LAYER_DECAY,
+                                                {"optim": {"lr": float(lr), "epochs": epochs}, STEPS: -1}))
+          for epochs in (3, 9) for lr in ("1e-3", "3e-3")),
+        *((f"method_e{epochs}", changes(METHOD_KD, {"optim": {"epochs": epochs}, STEPS: -1})) for epochs in (3, 9)),
+        ("scratch_linear_lr1e-3_e9", changes(NO_KD, RANDOM_INIT, NO_LAYER_DECAY, maps(65),
+                                             {"optim": {"lr": 1e-3, "epochs": 9}, STEPS: -1})),
+    ],
     "kd": [("kd_cosine_sweep", kd_variants({
         "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
         "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}))],
@@ -107,18 +126,20 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
 
 
 def run_experiment(tag: str, changes: dict, args: argparse.Namespace) -> list[dict]:
-    bench = load_bench_config("quick")
+    bench = load_bench_config(args.preset)
     bench.data["cache_dir"] = str(args.bench_dir / "data")
+    changes = copy.deepcopy(changes)
+    steps = changes.pop(STEPS, args.steps)
     bench.stages["student"] = merge(bench.stages["student"], changes)
     teacher = args.bench_dir / "fold1" / "teacher_stage2" / "teacher.safetensors"
-    config = stage_config(bench, "student", 1, init={"mae": str(args.mae), "teacher": str(teacher)}, name="student")
-    config.trainer.max_steps = args.steps
-    config.trainer.progress_bar = False
+    config = stage_config(bench, "student", 1, init={"mae": str(args.mae), "teacher": str(teacher)})
+    config = replace(config, trainer=replace(config.trainer, max_steps=steps, progress_bar=False))
     out = args.out / tag
     start = time.perf_counter()
     exported = train_stage(config, out)
     seconds = time.perf_counter() - start
-    methods = load_methods({name: str(path) for name, path in exported.items()})
+    steps = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")["global_step"]
+    methods = load_methods({name: f"student:{path}" for name, path in exported.items()})
     faces = every_nth(build_face_dataset(config.data, "val"), args.val_stride)
     scores = evaluate_conditions(methods, faces, ["clean", "patch50"], len(dataset_aus(config.data.dataset)),
                                  batch_size=128, fill="black", seed=config.data.seed)
@@ -127,7 +148,7 @@ def run_experiment(tag: str, changes: dict, args: argparse.Namespace) -> list[di
     mae_source = f"{mae.get('name', Path(args.mae).stem)} ({mae.get('data', {}).get('preset', '?')} preset)"
     rows = []
     for name in exported:
-        rows.append({"experiment": tag, "student": name, "changes": changes, "steps": args.steps,
+        rows.append({"experiment": tag, "student": name, "changes": changes, "steps": steps,
                      "mae": mae_source, "seconds": round(seconds),
                      "all_present": round(100 * refs["all_present"]["f1_mean"], 2),
                      "wa_constant": round(100 * refs["wa_constant"]["f1_mean"], 2),
@@ -151,18 +172,20 @@ def write_table(path: Path) -> None:
         + "\n".join(lines) + "\n")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bench-dir", type=Path, required=True)
+    parser.add_argument("--preset", default="quick", help="the benchmark preset whose student stage is changed")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the .jsonl and .md tables go")
     parser.add_argument("--mae", type=Path, default=None)
     parser.add_argument("--experiments", default="readout,head,finetune,control,kd")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--val-stride", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/student_design"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.mae = args.mae or shipped_weights()
-    RESULTS.mkdir(exist_ok=True)
-    log = RESULTS / "student_design.jsonl"
+    args.results.mkdir(parents=True, exist_ok=True)
+    log = args.results / "student_design.jsonl"
     for experiment in args.experiments.split(","):
         for tag, changes in EXPERIMENTS[experiment]:
             for row in run_experiment(tag, changes, args):

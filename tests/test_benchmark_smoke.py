@@ -99,3 +99,22 @@ def test_benchmark_resumes_without_retraining(smoke_run):
     assert time.perf_counter() - start < first_time / 3
     after = json.loads((report / "results.json").read_text())
     assert after["results"] == json.loads(before)["results"]
+
+
+def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_path):
+    """benchmarks/student_design.py, the script whose validation table chose the student, on the smoke run's teacher
+    and render cache for 2 steps: it trains, scores on validation subjects and writes its table."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "student_design.py"
+    spec = importlib.util.spec_from_file_location("student_design", path)
+    design = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(design)
+    out, _, _ = smoke_run
+    design.main(["--bench-dir", str(out), "--preset", "smoke", "--experiments", "head", "--steps", "2",
+                 "--val-stride", "4", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "runs")])
+    rows = [json.loads(line) for line in (tmp_path / "results" / "student_design.jsonl").read_text().splitlines()]
+    assert [r["experiment"] for r in rows] == ["grid_frozen_fresh_head"] and rows[0]["steps"] == 2
+    assert 0 <= rows[0]["val_clean"] <= 100 and rows[0]["all_present"] > 0
+    assert "grid_frozen_fresh_head" in (tmp_path / "results" / "student_design.md").read_text()

@@ -85,7 +85,7 @@ def _fake_fold(monkeypatch, bench, tmp_path: Path) -> tuple[dict, dict]:
     """Run one fold's orchestration with training and evaluation replaced by recorders."""
     trained, evaluated = {}, {}
 
-    def fake_trained(out_dir: Path, config: StageConfig, what: str, log) -> dict[str, Path]:
+    def fake_trained(out_dir: Path, config: StageConfig, what: str, log, callbacks=()) -> dict[str, Path]:
         trained[out_dir.name] = config
         names = list(config.loss.distillation()) if config.stage == "student" else [config.name]
         return {n: out_dir / f"{n}.safetensors" for n in names}

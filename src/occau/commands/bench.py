@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", default=None, help="comma-separated folds to run, e.g. 1,2,3")
     p.add_argument("--seed", type=int, default=None,
                    help="SynthFACS draw (identities, episodes, folds) and every training seed; default 0")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="a study over draws: the preset once per seed (OUT/seed<s>/), then one report with the "
+                        "spread over draws and paired 95 %% intervals for every claim (OUT/report/draws.md)")
     p.add_argument("--pretrain-mae", action="store_true",
                    help="pretrain the MAE (the preset's stages.mae) instead of starting from the shipped one")
     p.add_argument("--out", required=True, help="output folder (resumes if it holds an earlier run)")
@@ -29,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occau.benchmark import load_bench_config, run_benchmark
+    from occau.benchmark import load_bench_config, run_benchmark, run_draws
 
     if args.dataset != "synth" and not args.data:
         print(f"occau bench {args.dataset}: --data DIR (from `occau prepare {args.dataset}`) is required",
@@ -40,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
               f"presets are SynthFACS-sized, 64 px); see docs/real_data.md", file=sys.stderr)
         return 2
     try:  # every flag is an override, so the whole study is checked before any training
-        bench = load_bench_config(args.preset, [*_flag_overrides(args), *args.overrides])
+        seeds = _seeds(args)
+        benches = {seed: load_bench_config(args.preset, [*_flag_overrides(args, seed), *args.overrides])
+                   for seed in seeds}
     except (ValueError, FileNotFoundError) as err:
         print(f"occau bench: {err}", file=sys.stderr)
         return 2
@@ -50,11 +55,29 @@ def run(args: argparse.Namespace) -> int:
         minutes, seconds = divmod(int(time.monotonic() - start), 60)
         print(f"[occau {minutes:3d}:{seconds:02d}] {message}", flush=True)
 
-    run_benchmark(bench, args.out, log=log)
+    if args.seeds is None:
+        run_benchmark(benches[seeds[0]], args.out, log=log)
+    else:
+        run_draws(benches.__getitem__, seeds, args.out, log=log)
     return 0
 
 
-def _flag_overrides(args: argparse.Namespace) -> list[str]:
+def _seeds(args: argparse.Namespace) -> list[int | None]:
+    """The draws to run: ``--seeds`` (distinct integers, at least 2), else the one ``--seed`` (None: the preset's)."""
+    if args.seeds is None:
+        return [args.seed]
+    if args.seed is not None:
+        raise ValueError("give --seed or --seeds, not both")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds takes comma-separated integers, got {args.seeds!r}") from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs at least 2 distinct draws for an interval, got {args.seeds!r}")
+    return seeds
+
+
+def _flag_overrides(args: argparse.Namespace, seed: int | None) -> list[str]:
     """The command's flags as preset overrides (``key=value``)."""
     overrides = []
     if args.dataset == "synth" and args.variant:
@@ -63,8 +86,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         overrides += ["data.source=prepared", f"data.dataset={args.dataset}", f"data.root={args.data}"]
     if args.folds:
         overrides.append(f"folds=[{args.folds}]")
-    if args.seed is not None:
-        overrides += [f"data.seed={args.seed}", f"seed={args.seed}"]
+    if seed is not None:
+        overrides += [f"data.seed={seed}", f"seed={seed}"]
     if args.pretrain_mae or args.dataset != "synth":
         overrides.append("mae=pretrain")
     return overrides

@@ -75,7 +75,7 @@ def check_claims(results: dict[str, Any], claims: tuple[Comparison, ...] = CLAIM
     out = []
     for c in claims:
         try:
-            ours, theirs = _cell(results, c.method, c.condition), _cell(results, c.baseline, c.baseline_condition)
+            ours, theirs = cell(results, c.method, c.condition), cell(results, c.baseline, c.baseline_condition)
         except KeyError:
             continue
         per_fold = [(ours["f1_per_fold"][k], theirs["f1_per_fold"][k]) for k in ours["f1_per_fold"]]
@@ -85,7 +85,7 @@ def check_claims(results: dict[str, Any], claims: tuple[Comparison, ...] = CLAIM
     return out
 
 
-def _cell(results: dict[str, Any], name: str, condition: str) -> dict[str, Any]:
+def cell(results: dict[str, Any], name: str, condition: str) -> dict[str, Any]:
     """A method's cell under a condition, or a reference's (the same under every condition)."""
     references = results.get("references", {})
     return references[name] if name in references else results["results"][name][condition]

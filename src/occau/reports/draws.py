@@ -1,0 +1,192 @@
+"""A study over several SynthFACS draws: what holds beyond the noise of one draw.
+
+One benchmark run is one draw of identities, expressions and folds plus one training seed; a difference of a point
+between two methods can be that draw's luck. ``occau bench synth --seeds 0,1,2,3,4`` runs the preset once per draw
+(each draw its own faces, its own training seed) and this module reads the per-draw ``results.json`` files:
+
+- per method and condition, the mean F1 over draws and its spread (sample standard deviation, min, max);
+- per claim (``occau.reports.claims.CLAIMS``: the student against each baseline, ablation and control), the
+  **paired** difference student minus baseline on the same draw, and a 95 % **t-interval** over draws
+  (mean +- t_{0.975, n-1} * sd / sqrt(n)). Pairing removes what a draw does to both methods alike (easier faces,
+  a better teacher), so the interval is about the difference, not about the draws. A claim is **held** when the
+  interval lies above 0, **reversed** when it lies below, and **not shown** otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from occau.reports.claims import CLAIMS, CONDITION, Comparison, cell
+
+CONFIDENCE = 0.95
+INTERVAL = "t"  # what kind of interval ``paired_interval`` gives, as the report names it
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of paired differences with its two-sided t-interval (F1 in [0, 1]); NaN bounds for fewer than 2 draws."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def verdict(self) -> str:
+        if self.low > 0:
+            return "held"
+        if self.high < 0:
+            return "reversed"
+        return "not shown"
+
+
+def paired_interval(differences: list[float], confidence: float = CONFIDENCE) -> Interval:
+    """``mean +- t_{(1+confidence)/2, n-1} * sd / sqrt(n)`` of per-draw differences (sample sd, ddof 1)."""
+    d = np.asarray(differences, dtype=np.float64)
+    n = len(d)
+    if n < 2:
+        mean = float(d.mean()) if n else math.nan
+        return Interval(mean, math.nan, math.nan, n)
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * d.std(ddof=1) / math.sqrt(n)
+    return Interval(float(d.mean()), float(d.mean() - half), float(d.mean() + half), n)
+
+
+def mean_over_conditions(results: dict[str, Any], name: str) -> float:
+    """A method's (or reference's) F1 averaged over every condition of the run."""
+    return float(np.mean([cell(results, name, c)["f1_mean"] for c in results["conditions"]]))
+
+
+def claim_differences(per_draw: dict[int, dict[str, Any]], comparison: Comparison,
+                      over_conditions: bool = False) -> dict[int, float] | None:
+    """Student minus baseline on each draw (F1 in [0, 1]), at the claim's conditions or (``over_conditions``, for a
+    same-condition claim) averaged over every condition; None when a draw lacks either method."""
+    out = {}
+    for seed, results in per_draw.items():
+        try:
+            if over_conditions:
+                out[seed] = (mean_over_conditions(results, comparison.method)
+                             - mean_over_conditions(results, comparison.baseline))
+            else:
+                out[seed] = (cell(results, comparison.method, comparison.condition)["f1_mean"]
+                             - cell(results, comparison.baseline, comparison.baseline_condition)["f1_mean"])
+        except KeyError:
+            return None
+    return out
+
+
+def results_over_draws(per_draw: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """``{seed: results.json content}`` -> the study's JSON: spread per method and condition, paired claims."""
+    seeds = sorted(per_draw)
+    first = per_draw[seeds[0]]
+    conditions = list(first["conditions"])
+    names = [*first["results"], *first.get("references", {})]
+    spread = {}
+    for name in names:
+        spread[name] = {}
+        for condition in conditions:
+            try:
+                values = [cell(per_draw[s], name, condition)["f1_mean"] for s in seeds]
+            except KeyError:
+                break
+            spread[name][condition] = _spread(dict(zip(seeds, values)))
+    claims = []
+    for comparison in CLAIMS:
+        for over_conditions in (False, True):
+            if over_conditions and comparison.condition != comparison.baseline_condition:
+                continue
+            diffs = claim_differences(per_draw, comparison, over_conditions)
+            if diffs is None:
+                continue
+            interval = paired_interval(list(diffs.values()))
+            claims.append({"claim": comparison.claim, "method": comparison.method,
+                           "baseline": comparison.baseline, "condition": comparison.condition,
+                           "baseline_condition": comparison.baseline_condition,
+                           "over": "all conditions" if over_conditions else comparison.condition,
+                           "differences": {str(s): d for s, d in diffs.items()}, "mean": interval.mean,
+                           "low": interval.low, "high": interval.high, "n": interval.n, "verdict": interval.verdict})
+    return {"dataset": first["dataset"], "preset": first.get("preset"), "seeds": seeds, "conditions": conditions,
+            "interval": f"{int(100 * CONFIDENCE)} % {INTERVAL}-interval over draws of paired differences",
+            "spread": spread, "claims": claims,
+            "wall_time_s": {str(s): per_draw[s].get("wall_time_s") for s in seeds}}
+
+
+def _spread(values: dict[int, float]) -> dict[str, Any]:
+    v = np.asarray(list(values.values()))
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+            "min": float(v.min()), "max": float(v.max()), "per_draw": {str(s): x for s, x in values.items()}}
+
+
+# ---------------------------------------------------------------- the report
+def write_draws_report(per_draw: dict[int, dict[str, Any]], out_dir: str | Path) -> Path:
+    """``draws.json``, ``draws.md`` and ``paired_differences.png`` in ``out_dir``; returns ``draws.md``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study = results_over_draws(per_draw)
+    (out_dir / "draws.json").write_text(json.dumps(study, indent=1))
+    plot_paired_differences(study, out_dir / "paired_differences.png")
+    md = out_dir / "draws.md"
+    md.write_text(draws_markdown(study))
+    return md
+
+
+def draws_markdown(study: dict[str, Any]) -> str:
+    seeds = study["seeds"]
+    lines = [f"# A study over {len(seeds)} SynthFACS draws ({study['dataset']}, preset {study['preset']})", "",
+             f"Draws (`--seeds`): {', '.join(map(str, seeds))}; each draw is its own SynthFACS sample of identities, "
+             "expressions and folds and its own training seed. F1 (%) at 0.5, mean over AUs.", "",
+             "## Claims: paired differences", "",
+             f"Student minus baseline on the same draw, mean over draws with its {study['interval']} "
+             "(mean +- t(0.975, n-1) sd / sqrt(n)). **held**: the interval lies above 0; **reversed**: below 0; "
+             "**not shown**: it contains 0. Per-draw differences in draws.json.", "",
+             "| claim | over | mean difference | 95 % interval | per draw | verdict |", "|---|---|---|---|---|---|"]
+    for c in study["claims"]:
+        per_draw = " ".join(f"{100 * d:+.1f}" for d in c["differences"].values())
+        lines.append(f"| {c['claim']} | {c['over']} | {100 * c['mean']:+.1f} | "
+                     f"[{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | {per_draw} | {c['verdict']} |")
+    lines += ["", "## Every method over draws", "",
+              "Mean over draws (sample sd over draws).", "",
+              "| method | " + " | ".join(study["conditions"]) + " |", "|---|" + "---|" * len(study["conditions"])]
+    for name, by_condition in study["spread"].items():
+        cells = [f"{100 * by_condition[c]['mean']:.1f} ({100 * by_condition[c]['std']:.1f})"
+                 if c in by_condition else "-" for c in study["conditions"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    times = [t for t in study["wall_time_s"].values() if t]
+    if times:
+        lines += ["", f"Wall time per draw: {min(times) / 60:.1f} to {max(times) / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_paired_differences(study: dict[str, Any], path: Path) -> Path:
+    """One row per claim: each draw's paired difference (dots), the mean and its 95 % interval, a line at 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    claims = [c for c in study["claims"] if c["over"] == CONDITION]
+    colours = {"held": "tab:green", "reversed": "tab:red", "not shown": "tab:gray"}
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(claims) + 1.4))
+    for row, c in enumerate(claims):
+        y = len(claims) - 1 - row
+        draws = [100 * d for d in c["differences"].values()]
+        ax.scatter(draws, [y] * len(draws), s=12, color="black", alpha=0.35, zorder=2)
+        if not math.isnan(c["low"]):
+            ax.plot([100 * c["low"], 100 * c["high"]], [y, y], color=colours[c["verdict"]], lw=3, zorder=1)
+        ax.scatter([100 * c["mean"]], [y], s=40, color=colours[c["verdict"]], zorder=3)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(range(len(claims)))
+    ax.set_yticklabels([f"{c['claim']} ({c['verdict']})" for c in reversed(claims)], fontsize=8)
+    ax.set_xlabel(f"student minus baseline at {CONDITION}, F1 points (dots: draws; bar: {study['interval']})")
+    ax.set_title(f"Paired differences over {len(study['seeds'])} SynthFACS draws", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
