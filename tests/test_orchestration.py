@@ -156,6 +156,21 @@ def test_base_presets_merge_mappings_and_null_removes_a_key(tmp_path: Path) -> N
         read_yaml(tmp_path / "bad.yaml")
 
 
+def test_a_preset_copied_out_of_the_package_finds_its_packaged_base(tmp_path: Path) -> None:
+    """``base: synth_base.yaml`` in a copy of the quick preset resolves to the packaged bench/synth_base.yaml; a base
+    found nowhere names both places it looked."""
+    import shutil
+
+    from occau.config import PACKAGED_CONFIGS
+
+    shutil.copy(PACKAGED_CONFIGS / "bench" / "synth_quick.yaml", tmp_path / "my_quick.yaml")
+    assert load_bench_config(str(tmp_path / "my_quick.yaml")) == load_bench_config("quick")
+    (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\nname: x\n")
+    with pytest.raises(FileNotFoundError, match=r"orphan.yaml: base 'nowhere.yaml' not found beside it \(.*"
+                                                r"nowhere.yaml\) nor among the packaged configs"):
+        load_bench_config(str(tmp_path / "orphan.yaml"))
+
+
 def test_occau_train_names_a_misspelt_key_and_trains_nothing(tmp_path: Path, capsys) -> None:
     from occau.cli import main
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-BASE_KEY = "base"  # a preset may start from another YAML file (a path relative to it) and override some keys
+BASE_KEY = "base"  # a preset may start from another YAML file (beside it, or packaged) and override some keys
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"  # the presets and stage configs installed with occau
 
 
 def from_dict(cls: type, values: Any, where: str = "") -> Any:
@@ -69,7 +70,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     base = values.pop(BASE_KEY, None)
     if base is None:
         return values
-    return merged(read_yaml(path.parent / base), values)
+    return merged(read_yaml(base_path(path, base)), values)
+
+
+def base_path(path: Path, base: str) -> Path:
+    """Where a file's ``base:`` lives: beside the file, else among the packaged configs (``configs/<base>`` or one
+    of its folders, e.g. ``bench/synth_base.yaml``), so a preset copied out of the package still finds its base."""
+    beside = path.parent / base
+    if beside.is_file():
+        return beside
+    packaged = [PACKAGED_CONFIGS / base, *(folder / base for folder in sorted(PACKAGED_CONFIGS.iterdir())
+                                           if folder.is_dir())]
+    found = next((p for p in packaged if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"{path}: base {base!r} not found beside it ({beside}) nor among the packaged "
+                                f"configs ({PACKAGED_CONFIGS})")
+    return found
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
