@@ -11,11 +11,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "detect", help="AU probabilities, presence and visibility for faces in images, folders, globs and videos",
         description=__doc__ + "\n\nColumns and caveats: docs/detect.md. Inputs that fail are listed in "
         "<out stem>.failures.csv and on stderr; the others go on.\n\nExit status: 0 all inputs done, "
-        "3 some inputs failed, 1 no face row at all, 2 bad arguments or checkpoint.",
+        "3 some inputs failed, 1 no face row at all, 2 bad arguments or checkpoint (or --runtime onnx without "
+        "the onnx extra).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders, or quoted globs")
-    p.add_argument("--checkpoint", required=True, help="student bundle (.safetensors with encoder.* and student.*)")
+    p.add_argument("--checkpoint", required=True,
+                   help="student bundle (.safetensors with encoder.* and student.*); with --runtime onnx the .onnx "
+                        "file `occau export onnx` wrote from it")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the model in PyTorch, or the exported .onnx with ONNX Runtime (CPU, fp32; needs "
+                        'pip install "occau[onnx]") (default torch)')
     p.add_argument("--out", required=True, help="CSV to write, one row per face per frame, written as it goes")
     p.add_argument("--occlusion", choices=["none", "auto"], default="none",
                    help="where no --masks mask is given: 'auto' estimates covered tokens from skin colour; "
@@ -35,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-gap", type=int, default=15,
                    help="in videos, reuse the last detected face for up to this many frames without a detection")
     p.add_argument("--max-pixels", type=int, default=None, help="refuse images larger than this (default 100 MP)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (and ONNX Runtime's intra-op threads)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=run)
 
@@ -46,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from occau.checkpoints.io import CheckpointError
     from occau.data.images import MAX_PIXELS
     from occau.inference import Detector, failures_path
+    from occau.inference.onnx_student import MissingExtraError
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
         print("occau detect: --batch-size must be >= 1 and --skip-frames >= 0", file=sys.stderr)
         return 2
     try:
-        detector = Detector(args.checkpoint, device=args.device, threshold=args.threshold, occlusion=args.occlusion,
-                            precision=args.precision, max_gap=args.max_gap,
+        detector = Detector(args.checkpoint, device=args.device, runtime=args.runtime, threshold=args.threshold,
+                            occlusion=args.occlusion, precision=args.precision, max_gap=args.max_gap,
                             max_pixels=args.max_pixels or MAX_PIXELS)
+    except MissingExtraError as err:
+        print(f"occau detect: {err}", file=sys.stderr)
+        return 2
     except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
         print(f"occau detect: cannot load checkpoint: {err}", file=sys.stderr)
         return 2

@@ -5,6 +5,10 @@ frames when detection fails -> align each face to the training template -> decid
 covered (a user mask, the colour estimate, and always the parts of the crop outside the picture) -> token mask ->
 MAE encoder on the visible tokens only -> student head. Faces are batched across frames; rows are written to the
 CSV as soon as their batch is done, so a crash loses only the batch in flight.
+
+The model runs behind one small interface, ``StudentRunner``: ``TorchStudentRunner`` (a student bundle in PyTorch)
+or ``occau.inference.onnx_student.OnnxStudentRunner`` (an exported ``.onnx`` file on ONNX Runtime), chosen once by
+``runtime``; everything else in the detector is the same for both.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -37,6 +41,7 @@ from occau.occlusion.tokens import token_mask_from_pixels
 from occau.runtime import autocast, check_precision, resolve_device
 
 OCCLUSION_MODES = ("none", "auto")
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
@@ -47,8 +52,8 @@ class StageTimes:
     detection: float = 0.0
     alignment: float = 0.0  # similarity transform, warp, user-mask warp
     occlusion: float = 0.0  # the colour estimate (``--occlusion auto``)
-    encoder: float = 0.0
-    head: float = 0.0
+    encoder: float = 0.0  # with --runtime onnx: encoder and head, one graph
+    head: float = 0.0  # with --runtime onnx: 0
     frames: int = 0
     faces: int = 0
 
@@ -75,42 +80,105 @@ def outside_picture(matrix: np.ndarray, image_shape: tuple[int, int], size: int)
     return ~inside.reshape(size, size)
 
 
+class StudentRunner(Protocol):
+    """Where the model runs: the one thing ``Detector.predict`` needs, so a runtime is a class, not ``if`` branches."""
+
+    meta: dict[str, Any]  # the student bundle's self-description (``aus``, ``normalization``, ...)
+    device: torch.device  # where ``Detector.predict`` puts the normalised batch
+    size: int  # S, the side of the aligned crop
+    patch: int  # p, the side of a patch token
+    num_aus: int  # N
+
+    def run(self, images: torch.Tensor, token_mask: torch.Tensor) -> tuple[np.ndarray, float]:
+        """Normalised images (B, 3, S, S) float32 and token mask (B, L) bool (True = covered) -> (probabilities
+        (B, N) float32, seconds spent in the head). A runtime that cannot tell the head apart returns 0 and the
+        whole call counts as encoder time."""
+        ...
+
+
+class TorchStudentRunner:
+    """A student bundle in PyTorch: ``encode_visible`` on the visible tokens, then the student head."""
+
+    def __init__(self, encoder: MaskedAutoencoderViT, student: torch.nn.Module, meta: dict[str, Any],
+                 device: str = "auto", precision: str = "fp32") -> None:
+        self.precision = check_precision(precision)
+        self.device = resolve_device(device)
+        self.encoder, self.student = encoder.eval().to(self.device), student.eval().to(self.device)
+        self.meta = meta
+        self.size, self.patch = encoder.config.img_size, encoder.config.patch_size
+        self.num_aus = student.config.num_aus
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> TorchStudentRunner:
+        from occau.checkpoints.student import load_student
+
+        if Path(checkpoint).suffix == ".onnx":
+            raise ValueError(f"{checkpoint}: an ONNX model; run it with --runtime onnx (runtime='onnx')")
+        encoder, student, meta = load_student(checkpoint)
+        return cls(encoder, student, meta, device, precision)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run(self, images: torch.Tensor, token_mask: torch.Tensor) -> tuple[np.ndarray, float]:
+        with autocast(self.device, self.precision):
+            latents = self.encoder.encode_visible(images, token_mask)
+            self._sync()
+            t0 = time.perf_counter()
+            probs = self.student(latents).probs.float()  # (B, N)
+            self._sync()
+        head = time.perf_counter() - t0
+        return probs.cpu().numpy(), head
+
+
+def open_runner(checkpoint: str | Path, runtime: str = "torch", device: str = "auto",
+                precision: str = "fp32") -> StudentRunner:
+    """The runner of ``runtime``: ``torch`` reads a student bundle (.safetensors), ``onnx`` a file written by
+    ``occau export onnx`` (it needs the optional onnxruntime: ``MissingExtraError`` without it)."""
+    if runtime == "torch":
+        return TorchStudentRunner.load(checkpoint, device, precision)
+    if runtime == "onnx":
+        from occau.inference.onnx_student import OnnxStudentRunner
+
+        return OnnxStudentRunner(checkpoint, device=device, precision=precision)
+    raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+
+
 class Detector:
-    """AU recognition on real pictures of partly covered faces, from a student bundle (``load_student``).
+    """AU recognition on real pictures of partly covered faces, from a student bundle (``load_student``), or with
+    ``runtime="onnx"`` from its ONNX export (``occau export onnx``; CPU and fp32 only).
 
     ``occlusion``: ``"none"`` (only crop pixels outside the picture count as covered), ``"auto"`` (the colour
     estimate of ``occau.inference.occlusion_estimate``); a user mask, where given to ``detect``, always wins.
     """
 
-    def __init__(self, checkpoint: str | Path, device: str = "auto", **options: Any) -> None:
-        from occau.checkpoints.student import load_student
-
-        encoder, student, meta = load_student(checkpoint)
-        self._setup(encoder, student, meta, device, checkpoint=str(checkpoint), **options)
+    def __init__(self, checkpoint: str | Path, device: str = "auto", runtime: str = "torch",
+                 precision: str = "fp32", **options: Any) -> None:
+        runner = open_runner(checkpoint, runtime, device, precision)
+        self._setup(runner, checkpoint=str(checkpoint), precision=precision, **options)
 
     @classmethod
     def from_modules(cls, encoder: MaskedAutoencoderViT, student: torch.nn.Module, meta: Mapping[str, Any],
-                     device: str = "auto", **options: Any) -> Detector:
+                     device: str = "auto", precision: str = "fp32", **options: Any) -> Detector:
         """A detector from models in memory (benchmarks); ``meta`` needs ``aus`` (and may give normalisation)."""
         self = cls.__new__(cls)
-        self._setup(encoder.eval(), student.eval(), dict(meta), device, checkpoint="<memory>", **options)
+        runner = TorchStudentRunner(encoder, student, dict(meta), device, precision)
+        self._setup(runner, checkpoint="<memory>", precision=precision, **options)
         return self
 
-    def _setup(self, encoder: MaskedAutoencoderViT, student: torch.nn.Module, meta: dict[str, Any], device: str,
-               checkpoint: str, threshold: float = 0.5, occlusion: str = "none", precision: str = "fp32",
-               backends: tuple[str, ...] | None = None, min_face_score: float = 0.5, max_gap: int = 15,
-               max_pixels: int = MAX_PIXELS, face_detector: FaceDetector | None = None) -> None:
+    def _setup(self, runner: StudentRunner, checkpoint: str, threshold: float = 0.5, occlusion: str = "none",
+               precision: str = "fp32", backends: tuple[str, ...] | None = None, min_face_score: float = 0.5,
+               max_gap: int = 15, max_pixels: int = MAX_PIXELS, face_detector: FaceDetector | None = None) -> None:
         if occlusion not in OCCLUSION_MODES:
             raise ValueError(f"occlusion must be one of {OCCLUSION_MODES}, got {occlusion!r}")
-        check_precision(precision)
-        self.device = resolve_device(device)
-        self.encoder, self.student = encoder.to(self.device), student.to(self.device)
-        self.meta, self.checkpoint = meta, checkpoint
+        self.runner, self.device, self.checkpoint = runner, runner.device, checkpoint
+        meta = self.meta = runner.meta
         self.aus = [int(a) for a in meta["aus"]]
-        if len(self.aus) != student.config.num_aus:
+        if len(self.aus) != runner.num_aus:
             raise ValueError(f"{checkpoint}: meta lists {len(self.aus)} AUs but the student predicts "
-                             f"{student.config.num_aus}")
-        self.size, self.patch = encoder.config.img_size, encoder.config.patch_size
+                             f"{runner.num_aus}")
+        self.size, self.patch = runner.size, runner.patch
         norm = meta.get("normalization") or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
         self.mean = torch.tensor(norm["mean"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(norm["std"], dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
@@ -122,29 +190,21 @@ class Detector:
         self.times = StageTimes()
 
     # ------------------------------------------------------------------ the model
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
     @torch.inference_mode()
     def predict(self, crops: np.ndarray, token_mask: np.ndarray) -> np.ndarray:
         """Aligned uint8 RGB crops (B, S, S, 3) and token masks (B, L) bool (True = covered) -> probs (B, N).
 
-        The encoder sees only the visible tokens, so pixels under covered tokens cannot change the result.
+        The encoder sees only the visible tokens, so pixels under covered tokens cannot change the result. The only
+        place a model runs (``self.runner``); the ONNX runtime counts encoder and head together as ``encoder``.
         """
         t0 = time.perf_counter()
         x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         x = (x - self.mean) / self.std  # (B, 3, S, S)
         mask = torch.from_numpy(np.asarray(token_mask, dtype=bool)).to(self.device)  # (B, L)
-        with autocast(self.device, self.precision):
-            latents = self.encoder.encode_visible(x, mask)
-            self._sync()
-            t1 = time.perf_counter()
-            probs = self.student(latents).probs.float()  # (B, N)
-            self._sync()
-        self.times.encoder += t1 - t0
-        self.times.head += time.perf_counter() - t1
-        return probs.cpu().numpy()
+        probs, head = self.runner.run(x, mask)  # (B, N)
+        self.times.encoder += time.perf_counter() - t0 - head
+        self.times.head += head
+        return probs
 
     # ------------------------------------------------------------------ one frame
     def _detect_faces(self, frame: Frame, tracker: FaceTracker | None) -> list[TrackedFace]:
