@@ -1,7 +1,8 @@
 """A picture of the occlusion conditions: one row per face, one column per condition.
 
 ``python -m occau.occlusion.gallery out.png`` draws the gallery of docs/occlusion.md on a cartoon face drawn on the
-template and on scikit-image's public-domain astronaut photo, aligned with its 5 points.
+template and on scikit-image's public-domain astronaut photo, aligned with its 5 points; ``--kinds`` draws the
+occluder kinds of ``occluder_kinds`` (training / held-out / protocol) instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from PIL import Image
 from occau.faces.align import align_face
 from occau.faces.template import EYE_LINE_Y, FIVE_POINTS
 from occau.occlusion.conditions import CONDITIONS, occlude
+from occau.occlusion.occluder_kinds import OCCLUDER_KINDS, paste, split_of
+from occau.occlusion.seeding import sample_rng
 from occau.occlusion.tokens import pixels_from_token_mask
 
 # yuface on skimage.data.astronaut() (512 x 512): eyes, nose tip, mouth corners as (x, y) pixels
@@ -105,6 +108,13 @@ def draw_gallery(
             ax = axes[i * blocks + j // columns, j % columns]
             ax.imshow(shown)
             ax.set_title(spec, fontsize=8, pad=2)
+    return _save(fig, out_png, dpi)
+
+
+def _save(fig, out_png: str | Path, dpi: int) -> Path:
+    """Write a matplotlib figure as a palette PNG and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout(pad=0.2, h_pad=0.3, w_pad=0.2)
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +127,45 @@ def draw_gallery(
     return out
 
 
+SPLIT_COLORS = {"training": "#1f5fa8", "held-out": "#c0392b", "protocol": "#444444"}
+
+
+def draw_occluder_kinds(
+    images: Sequence[np.ndarray],
+    out_png: str | Path = "occluder_kinds.png",
+    kinds: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    columns: int = 7,
+    dpi: int = 140,
+) -> Path:
+    """Save a grid of every occluder kind (``occluder_kinds.OCCLUDER_KINDS``) on each image, titled with its split.
+
+    Each image gets ``ceil(len(kinds) / columns)`` rows; a kind's draw is seeded like a protocol condition, by
+    (seed, kind, image index), so the picture is reproducible and each face shows a different draw. The default dpi
+    shows 224-px crops at about their own size, where thin strokes (frames, strands) can be judged.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(OCCLUDER_KINDS) if kinds is None else list(kinds)
+    blocks = -(-len(kinds) // columns)
+    rows = len(images) * blocks
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, image in enumerate(images):
+        for j, kind in enumerate(kinds):
+            layer = OCCLUDER_KINDS[kind](image.shape[0], sample_rng(seed, kind, f"gallery/{i}", "geometry"))
+            ax = axes[i * blocks + j // columns, j % columns]
+            ax.imshow(paste(image, layer)[0])
+            split = split_of(kind)
+            ax.set_title(f"{kind} ({split})", fontsize=7, pad=2, color=SPLIT_COLORS[split])
+    return _save(fig, out_png, dpi)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_png", type=Path)
@@ -124,12 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fill", default="black")
     parser.add_argument("--patch-size", type=int, default=16)
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), help="names, or name:fill")
-    parser.add_argument("--columns", type=int, default=8)
+    parser.add_argument("--columns", type=int, default=None, help="default: 8 conditions, 7 kinds")
+    parser.add_argument("--kinds", action="store_true", help="draw the occluder kinds of occluder_kinds.py instead")
     args = parser.parse_args(argv)
     faces = [cartoon_face(args.size), astronaut_face(args.size)]
-    out = draw_gallery(
-        faces, args.conditions, args.out_png, fill=args.fill, patch_size=args.patch_size, columns=args.columns
-    )
+    if args.kinds:
+        out = draw_occluder_kinds(faces, args.out_png, columns=args.columns or 7)
+    else:
+        out = draw_gallery(
+            faces, args.conditions, args.out_png, fill=args.fill, patch_size=args.patch_size, columns=args.columns or 8
+        )
     print(out)
     return 0
 
