@@ -5,47 +5,30 @@ checked are the pipeline's (geometry, visibility, batching, files), not the AUs'
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from occau.checkpoints.io import save_checkpoint
 from occau.cli import main as cli
-from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from occau.faces.align import align_face, similarity_transform
 from occau.faces.face_detector import FaceDetection
 from occau.inference import Detector, failures_path, result_columns
 from occau.inference.detector import outside_picture, region_slices
 from occau.inference.occlusion_estimate import estimate_token_mask
 from occau.inference.tracking import FaceTracker
-from occau.models.mae import MAEConfig, MaskedAutoencoderViT
-from occau.models.student import LatentStudent, StudentConfig
 from occau.occlusion import OCCLUDERS
+from tiny_student import AUS, PATCH, SIZE, astronaut_bgr, make_video, save_tiny_student
 
-AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
-SIZE, PATCH = 64, 8
 # yuface on the astronaut (FACE_FRONTEND.md: all front ends agree within ~5 px): eyes, nose, mouth corners.
 ASTRONAUT_LM = np.array([[200, 101], [247, 102], [220, 124], [198, 142], [239, 143]], dtype=np.float64)
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    mae = MAEConfig(img_size=SIZE, patch_size=PATCH, embed_dim=64, depth=2, num_heads=2, decoder_embed_dim=32,
-                    decoder_depth=1, decoder_num_heads=2)
-    st = StudentConfig(embed_dim=64, num_patches=mae.num_patches, num_aus=len(AUS), dim=32, num_heads=2)
-    encoder, student = MaskedAutoencoderViT(mae, decoder=False), LatentStudent(st)
-    state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
-             **{f"student.{k}": v for k, v in student.state_dict().items()}}
-    meta = {"kind": "student", "model": asdict(st), "encoder": asdict(mae), "aus": AUS, "input_size": SIZE,
-            "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-            "license": "test weights", "data": {"dataset": "random"}}
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", state, meta)
+    return save_tiny_student(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +38,7 @@ def detector(bundle) -> Detector:
 
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
-    from skimage import data
-
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # (512, 512, 3)
+    return astronaut_bgr()  # (512, 512, 3)
 
 
 @pytest.fixture(scope="module")
@@ -159,16 +140,6 @@ def test_auto_occlusion_finds_a_painted_mask(detector, astronaut, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ video
-def make_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened()
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def clip(astronaut, tmp_path_factory) -> Path:
     """8 frames, 256 px: the face moves right 4 px a frame; in frames 4 and 5 a black card hides it."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -15,19 +14,16 @@ import pandas as pd
 import pytest
 import torch
 
-from occau.checkpoints.io import METADATA_KEY, read_meta, save_checkpoint
+from occau.checkpoints.io import METADATA_KEY, read_meta
 from occau.checkpoints.student import load_student
 from occau.cli import main as cli
-from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from occau.inference import Detector
-from occau.models.mae import MAEConfig, MaskedAutoencoderViT
-from occau.models.student import EncoderStudent, LatentStudent, StudentConfig
+from occau.models.student import EncoderStudent
+from tiny_student import AUS, PATCH, SIZE, save_tiny_student
 
 pytest.importorskip("onnxruntime")  # the dev extra installs the onnx extra, so CI runs these
 pytest.importorskip("onnxscript")
 
-AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
-SIZE, PATCH = 64, 8
 GRID = SIZE // PATCH
 L = GRID * GRID
 ATOL = 1e-4  # the tolerance docs/detect.md states for ONNX vs PyTorch probabilities
@@ -35,17 +31,7 @@ ATOL = 1e-4  # the tolerance docs/detect.md states for ONNX vs PyTorch probabili
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    mae = MAEConfig(img_size=SIZE, patch_size=PATCH, embed_dim=64, depth=2, num_heads=2, decoder_embed_dim=32,
-                    decoder_depth=1, decoder_num_heads=2)
-    st = StudentConfig(embed_dim=64, num_patches=mae.num_patches, num_aus=len(AUS), dim=32, num_heads=2)
-    encoder, student = MaskedAutoencoderViT(mae, decoder=False), LatentStudent(st)
-    state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
-             **{f"student.{k}": v for k, v in student.state_dict().items()}}
-    meta = {"kind": "student", "model": asdict(st), "encoder": asdict(mae), "aus": AUS, "input_size": SIZE,
-            "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-            "license": "test weights", "data": {"dataset": "random"}}
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", state, meta)
+    return save_tiny_student(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

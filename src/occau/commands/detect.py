@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="faces per model batch (default 16)")
     p.add_argument("--skip-frames", type=int, default=0,
                    help="in videos, process one frame then skip this many (default 0: every frame)")
+    p.add_argument("--detect-every", type=int, default=1, metavar="K",
+                   help="in videos, run the face detector on every K-th processed frame, and wherever tracking "
+                        "loses a face; in between, follow the landmarks by optical flow (rows tracked = 1) "
+                        "(default 1: detect on every frame)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability at which AUxx_c is 1 (default 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
@@ -42,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="in videos, reuse the last detected face for up to this many frames without a detection")
     p.add_argument("--max-pixels", type=int, default=None, help="refuse images larger than this (default 100 MP)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (and ONNX Runtime's intra-op threads)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-input messages")
     p.set_defaults(handler=run)
 
 
@@ -56,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.batch_size < 1 or args.skip_frames < 0:
-        print("occau detect: --batch-size must be >= 1 and --skip-frames >= 0", file=sys.stderr)
+    if args.batch_size < 1 or args.skip_frames < 0 or args.detect_every < 1:
+        print("occau detect: --batch-size and --detect-every must be >= 1 and --skip-frames >= 0", file=sys.stderr)
         return 2
     try:
         detector = Detector(args.checkpoint, device=args.device, runtime=args.runtime, threshold=args.threshold,
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda msg: None) if args.quiet else (lambda msg: print(f"[occau detect] {msg}", file=sys.stderr, flush=True))
     try:
         df = detector.detect(args.inputs, batch_size=args.batch_size, skip_frames=args.skip_frames, masks=args.masks,
-                             out=args.out, overlay_dir=args.overlay, log=log)
+                             out=args.out, overlay_dir=args.overlay, log=log, detect_every=args.detect_every,
+                             progress=not args.quiet)
     except (FileNotFoundError, ValueError) as err:
         print(f"occau detect: {err}", file=sys.stderr)
         return 2

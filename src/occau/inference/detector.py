@@ -1,10 +1,12 @@
 """``Detector``: AU probabilities, presence and per-AU visibility for every face in images and videos.
 
 Per frame: detect faces (yuface, MTCNN fallback) -> in video, keep face ids and reuse the last good face for a few
-frames when detection fails -> align each face to the training template -> decide which pixels of the crop are
-covered (a user mask, the colour estimate, and always the parts of the crop outside the picture) -> token mask ->
-MAE encoder on the visible tokens only -> student head. Faces are batched across frames; rows are written to the
-CSV as soon as their batch is done, so a crash loses only the batch in flight.
+frames when detection fails (with ``detect_every > 1``, run the detector only every few frames and follow the
+landmarks by optical flow in between: ``occau.inference.tracking``) -> align each face to the training template ->
+decide which pixels of the crop are covered (a user mask, the colour estimate, and always the parts of the crop
+outside the picture) -> token mask -> MAE encoder on the visible tokens only -> student head. Faces are batched
+across frames; rows are written to the CSV as soon as their batch is done, so a crash loses only the batch in
+flight. Hours of video need an ETA, so ``progress=True`` shows frames done / total and faces per second on stderr.
 
 The model runs behind one small interface, ``StudentRunner``: ``TorchStudentRunner`` (a student bundle in PyTorch)
 or ``occau.inference.onnx_student.OnnxStudentRunner`` (an exported ``.onnx`` file on ONNX Runtime), chosen once by
@@ -14,6 +16,7 @@ or ``occau.inference.onnx_student.OnnxStudentRunner`` (an exported ``.onnx`` fil
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -24,14 +27,15 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from occau.aus import AU_REGIONS, au_name
 from occau.data.images import MAX_PIXELS, InputError
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from occau.faces.align import similarity_transform, transform_points, warp_face
-from occau.faces.face_detector import FaceDetector
+from occau.faces.face_detector import FaceDetection, FaceDetector
 from occau.inference.face_job import FaceJob
-from occau.inference.inputs import Frame, MaskLookup, Source, expand_inputs, iter_frames
+from occau.inference.inputs import Frame, MaskLookup, Source, count_frames, expand_inputs, iter_frames
 from occau.inference.occlusion_estimate import estimate_pixel_mask
 from occau.inference.overlay import OverlaySink
 from occau.inference.tracking import FaceTracker, TrackedFace
@@ -50,6 +54,7 @@ class StageTimes:
 
     decode: float = 0.0
     detection: float = 0.0
+    tracking: float = 0.0  # optical flow and face ids (most of it with --detect-every > 1)
     alignment: float = 0.0  # similarity transform, warp, user-mask warp
     occlusion: float = 0.0  # the colour estimate (``--occlusion auto``)
     encoder: float = 0.0  # with --runtime onnx: encoder and head, one graph
@@ -78,6 +83,55 @@ def outside_picture(matrix: np.ndarray, image_shape: tuple[int, int], size: int)
     h, w = image_shape
     inside = (src[:, 0] >= -0.5) & (src[:, 0] <= w - 0.5) & (src[:, 1] >= -0.5) & (src[:, 1] <= h - 0.5)
     return ~inside.reshape(size, size)
+
+
+class Progress:
+    """Frames done / total (with ETA) and faces per second on stderr, for one ``Detector.detect`` call.
+
+    Disabled, it costs nothing and opens no video: the totals are only read (from each video's header) when shown.
+    """
+
+    def __init__(self, sources: Sequence[Source], skip_frames: int, enabled: bool) -> None:
+        self.counts: list[int | None] = [None] * len(sources)  # frames each source should yield
+        if enabled:
+            self.counts = [count_frames(s, skip_frames) for s in sources]
+        total = None if None in self.counts else sum(c for c in self.counts if c is not None)
+        self.bar = tqdm(total=total, desc="occau detect", unit="frame", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True)
+        self.enabled, self.faces, self.t0 = enabled, 0, time.perf_counter()
+        self.start = 0  # the bar's count when the current source began
+
+    def begin(self) -> None:
+        self.start = self.bar.n
+
+    def end(self, expected: int | None) -> None:
+        """A source is done: skip the frames it was counted for but did not yield (it failed, or its header
+        promised more), so the ETA stays right."""
+        if self.enabled and expected is not None and self.bar.n - self.start < expected:
+            self.bar.update(expected - (self.bar.n - self.start))
+
+    def frame(self, faces: int) -> None:
+        """One more frame read, detected and aligned, with ``faces`` faces in it."""
+        if not self.enabled:
+            return
+        self.faces += faces
+        rate = self.faces / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.set_postfix_str(f"{rate:.2f} faces/s", refresh=False)
+        self.bar.update(1)
+
+    def wrap(self, log: Callable[[str], None]) -> Callable[[str], None]:
+        """``log`` that clears the bar while it writes, so messages do not land in the middle of it."""
+        if not self.enabled:
+            return log
+
+        def write(msg: str) -> None:
+            with tqdm.external_write_mode(file=sys.stderr):
+                log(msg)
+
+        return write
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class StudentRunner(Protocol):
@@ -207,13 +261,22 @@ class Detector:
         return probs
 
     # ------------------------------------------------------------------ one frame
-    def _detect_faces(self, frame: Frame, tracker: FaceTracker | None) -> list[TrackedFace]:
+    def _find_faces(self, frame: Frame) -> list[FaceDetection]:
+        """The face detector on one frame (timed: it costs about as much as the model)."""
         t0 = time.perf_counter()
         found = self.face_detector.detect(frame.image)
         self.times.detection += time.perf_counter() - t0
-        if tracker is not None:
-            return tracker.update(frame.index, found)
-        return [TrackedFace(i, d, False) for i, d in enumerate(found)]
+        return found
+
+    def _detect_faces(self, frame: Frame, tracker: FaceTracker | None) -> list[TrackedFace]:
+        """Faces of one frame: a picture always runs the detector; in a video the tracker decides whether it runs
+        (``detect_every``) and gives the ids."""
+        if tracker is None:
+            return [TrackedFace(i, d, False) for i, d in enumerate(self._find_faces(frame))]
+        t0, detecting = time.perf_counter(), self.times.detection
+        faces = tracker.step(frame.index, frame.image, lambda: self._find_faces(frame))
+        self.times.tracking += time.perf_counter() - t0 - (self.times.detection - detecting)
+        return faces
 
     def _align(self, frame: Frame, face: TrackedFace, mode: str) -> FaceJob | None:
         t0 = time.perf_counter()
@@ -271,18 +334,24 @@ class Detector:
         out: str | Path | None = None,
         overlay_dir: str | Path | None = None,
         log: Callable[[str], None] | None = None,
+        detect_every: int = 1,
+        progress: bool = False,
     ) -> pd.DataFrame:
         """Rows for every face of every frame of ``inputs`` (files, folders, globs, videos, RGB arrays).
 
         ``out``: CSV written row by row, inputs that fail go to ``<out stem>.failures.csv``. Failures are also in
         ``df.attrs["failures"]`` as ``(input, frame, reason)``. ``skip_frames``: in videos, process one frame then
         skip this many. ``overlay_dir``: pictures (``<name>_overlay.png``, ``.mp4`` and ``_aus.png`` for videos).
+        ``detect_every``: in videos, run the face detector on every ``detect_every``-th processed frame (and
+        wherever the optical flow loses a face) and follow the landmarks by optical flow in between; 1 runs it on
+        every frame. ``progress``: a progress bar on stderr (frames, ETA, faces/s).
         """
         mode = self.occlusion if occlusion is None else occlusion
         if mode not in OCCLUSION_MODES:
             raise ValueError(f"occlusion must be one of {OCCLUSION_MODES}, got {mode!r}")
-        if batch_size < 1 or skip_frames < 0:
-            raise ValueError(f"batch_size must be >= 1 and skip_frames >= 0, got {batch_size}, {skip_frames}")
+        if batch_size < 1 or skip_frames < 0 or detect_every < 1:
+            raise ValueError(f"batch_size and detect_every must be >= 1 and skip_frames >= 0, got {batch_size}, "
+                             f"{detect_every}, {skip_frames}")
         if isinstance(inputs, (str, Path, np.ndarray)):
             inputs = [inputs]
         log = log or (lambda msg: None)
@@ -307,20 +376,25 @@ class Detector:
             if writer is not None:
                 writer.write(row)
 
+        bar = Progress(sources, skip_frames, progress)  # the ``finally`` below closes it
+        log = bar.wrap(log)  # ``fail`` looks ``log`` up when it runs, so it writes around the bar too
         try:
             for name, reason in bad:
                 fail(name, "", f"{name}: {reason}")
-            for source in sources:
+            for source, expected in zip(sources, bar.counts):
                 start = len(rows)
+                bar.begin()
                 try:
                     frames = self._run_source(source, lookup.find(source), mode, batch_size, skip_frames,
-                                              overlay_dir, emit)
+                                              overlay_dir, emit, detect_every, bar)
                     log(f"{source.name}: {frames} frame(s), {len(rows) - start} face row(s)")
                 except InputError as err:
                     fail(source.name, getattr(err, "frame", ""), str(err))
                 except Exception as err:  # noqa: BLE001 - one bad input must not stop the others; the reason is kept
                     fail(source.name, "", f"{source.name}: {err.__class__.__name__}: {err}")
+                bar.end(expected)
         finally:
+            bar.close()
             if writer is not None:
                 writer.close()
             if fail_writer is not None:
@@ -331,10 +405,11 @@ class Detector:
         return df
 
     def _run_source(self, source: Source, mask: Path | None, mode: str, batch_size: int, skip_frames: int,
-                    overlay_dir: str | Path | None, emit: Callable[[dict[str, Any]], None]) -> int:
+                    overlay_dir: str | Path | None, emit: Callable[[dict[str, Any]], None], detect_every: int = 1,
+                    bar: Progress | None = None) -> int:
         """Process one input; returns its frame count. Raises ``InputError`` when it yields no face."""
         mode = "mask" if mask is not None else mode
-        tracker = FaceTracker(self.max_gap) if source.kind == "video" else None
+        tracker = FaceTracker(self.max_gap, detect_every=detect_every) if source.kind == "video" else None
         sink = OverlaySink.for_source(source, overlay_dir, self.aus, self.threshold) if overlay_dir else None
         pending: list[tuple[Frame, list[FaceJob]]] = []
         frames = faces = 0
@@ -365,6 +440,8 @@ class Detector:
                 frames, faces = frames + 1, faces + len(jobs)
                 self.times.frames += 1
                 self.times.faces += len(jobs)
+                if bar is not None:
+                    bar.frame(len(jobs))
                 if sum(len(js) for _, js in pending) >= batch_size:
                     flush()
         finally:

@@ -98,6 +98,22 @@ def open_video(path: Path) -> tuple[cv2.VideoCapture, float]:
     return cap, (fps if fps and math.isfinite(fps) and fps > 0 else float("nan"))
 
 
+def count_frames(source: Source, skip_frames: int = 0) -> int | None:
+    """How many frames ``iter_frames`` will yield, for a progress bar: 1 for a picture; for a video what its
+    header says (``CAP_PROP_FRAME_COUNT``, an estimate in some containers), or None when it does not say or the
+    video cannot be opened (the error is raised when it is read)."""
+    if source.kind != "video":
+        return 1
+    cap = cv2.VideoCapture(str(source.path))
+    try:
+        n = cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    if not math.isfinite(n) or n < 1:
+        return None
+    return math.ceil(int(n) / (skip_frames + 1))
+
+
 def iter_frames(source: Source, skip_frames: int = 0, mask: Path | None = None,
                 max_pixels: int = MAX_PIXELS) -> Iterator[Frame]:
     """Frames of one source, decoded one at a time; a video yields every ``skip_frames + 1``-th frame."""
