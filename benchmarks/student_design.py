@@ -119,6 +119,13 @@ EXPERIMENTS: dict[str, list[tuple[str, dict]]] = {
         ("scratch_linear_lr1e-3_e9", changes(NO_KD, RANDOM_INIT, NO_LAYER_DECAY, maps(65),
                                              {"optim": {"lr": 1e-3, "epochs": 9}, STEPS: -1})),
     ],
+    # lr 3e-3 left the control at the WA constant at both lengths: a lower lr, and the 1e-3 one with a longer warmup.
+    "fair_control2": [
+        ("control_lr3e-4_e9", changes(METHOD_KD, RANDOM_INIT, NO_LAYER_DECAY,
+                                      {"optim": {"lr": 3e-4, "epochs": 9}, STEPS: -1})),
+        ("control_lr1e-3_warm1_e9", changes(METHOD_KD, RANDOM_INIT, NO_LAYER_DECAY,
+                                            {"optim": {"lr": 1e-3, "epochs": 9, "warmup_epochs": 1.0}, STEPS: -1})),
+    ],
     "kd": [("kd_cosine_sweep", kd_variants({
         "kd0": "no_kd", "kd0_3": {"node": 0.3, "edge": 0.3}, "kd1": {"node": 1, "edge": 1},
         "kd3": {"node": 3, "edge": 3}, "node1": {"node": 1, "edge": 0}, "edge1": {"node": 0, "edge": 1}}))],

@@ -76,6 +76,27 @@ def test_augmentation_and_evaluation_occlusion_are_pure_functions(cache_dir, tmp
     assert torch.equal(test[7]["token_mask"], again[7]["token_mask"]) and int(test[7]["token_mask"].sum()) == 32
 
 
+def test_persistent_loader_workers_give_the_same_batches_every_epoch(cache_dir, tmp_path):
+    """Two workers that live across epochs (the real-data presets' setting) load exactly the batches the main
+    process loads, epoch after epoch: the epoch reaches the workers through the sampler's indices."""
+    from occau.training.data import FaceDataModule
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        config = teacher_config(tmp_path, cache_dir, f"data.num_workers={workers}", "data.occlusion={patch50: 1.0}")
+        module = FaceDataModule(config.data, patch_size=8)
+        module.setup("fit")
+        loader = module.train_dataloader()
+        assert loader.persistent_workers == (workers > 0)
+        out = []
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)
+            out += [b["image"] for b in loader][:2]
+        return out
+
+    for a, b in zip(batches(0), batches(2), strict=True):
+        assert torch.equal(a, b)
+
+
 class SimulatedKill(RuntimeError):
     pass
 

@@ -68,5 +68,9 @@ class FaceDataModule(L.LightningDataModule):
         return [] if self.val_set is None else self._loader(self.val_set, self.data.eval_batch_size)
 
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
-        return DataLoader(dataset, batch_size=min(batch_size, len(dataset)), num_workers=self.data.num_workers,
-                          persistent_workers=False, pin_memory=torch.cuda.is_available(), **kwargs)
+        # Workers outlive an epoch (the real-data presets use 8, and respawning them costs seconds every epoch);
+        # augmentation stays a pure function of (seed, epoch, index) through the sampler, so persistence changes no
+        # sample. Pinned memory only where a GPU will read the batch.
+        workers = self.data.num_workers
+        return DataLoader(dataset, batch_size=min(batch_size, len(dataset)), num_workers=workers,
+                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
