@@ -30,7 +30,8 @@ STUDENT = "student"  # the method: latent mining with node and edge KD
 STUDENT_NO_KD = "student_no_kd"
 STUDENT_NODE_KD = "student_node_kd"
 STUDENT_EDGE_KD = "student_edge_kd"
-STUDENT_RANDOM_INIT = "student_random_init"  # the no-pretraining control
+STUDENT_RANDOM_INIT = "student_random_init"  # the no-pretraining control: the method's student, random-init encoder
+SCRATCH_VIT = "scratch_vit_linear"  # a second one: a random-init ViT, full linear grid readout, no KD
 
 
 class MethodGroup(nn.Module):

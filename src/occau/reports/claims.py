@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from occau.evaluation.methods import (RECONSTRUCT, STUDENT, STUDENT_EDGE_KD, STUDENT_NO_KD, STUDENT_NODE_KD,
-                                     STUDENT_RANDOM_INIT, TEACHER, TEACHER_OCCAUG)
+from occau.evaluation.methods import (RECONSTRUCT, SCRATCH_VIT, STUDENT, STUDENT_EDGE_KD, STUDENT_NO_KD,
+                                     STUDENT_NODE_KD, STUDENT_RANDOM_INIT, TEACHER, TEACHER_OCCAUG)
 from occau.evaluation.references import REFERENCE_LABELS
 
 METHOD = STUDENT
@@ -44,6 +44,7 @@ CLAIMS = (
     Comparison("KD ablation: vs the student with edge KD only", METHOD, CONDITION, STUDENT_EDGE_KD, CONDITION),
     # The paper's premise: the MAE's latent space is worth mining (vs the same student on a random-init encoder).
     Comparison("premise: vs the no-pretraining control", METHOD, CONDITION, STUDENT_RANDOM_INIT, CONDITION),
+    Comparison("premise: vs a scratch ViT with a linear grid readout", METHOD, CONDITION, SCRATCH_VIT, CONDITION),
 )
 
 
