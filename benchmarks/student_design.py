@@ -180,12 +180,23 @@ def run_experiment(tag: str, changes: dict, args: argparse.Namespace) -> list[di
     return rows
 
 
+def describe(changes: dict, prefix: str = "") -> str:
+    """The changes to the preset's student stage, flattened: ``optim.lr=0.001, loss.encoder_init=random``."""
+    parts = []
+    for key, value in changes.items():
+        if isinstance(value, dict) and key != "variants":
+            parts.append(describe(value, f"{prefix}{key}."))
+        else:
+            parts.append(f"{prefix}{key}={json.dumps(value, separators=(',', ':'))}")
+    return ", ".join(p for p in parts if p)
+
+
 def write_table(path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    lines = ["| experiment | student | MAE | steps | val clean | val patch50 | all AUs present | WA constant | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['experiment']} | {r['student']} | {r['mae']} | {r['steps']} | {r['val_clean']:.1f} | "
-              f"{r['val_patch50']:.1f} | {r.get('all_present', float('nan')):.1f} | "
+    lines = ["| experiment | student | changes to the student stage | MAE | steps | val clean | val patch50 | "
+             "all AUs present | WA constant | train s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['experiment']} | {r['student']} | {describe(r.get('changes', {}))} | {r['mae']} | {r['steps']} | "
+              f"{r['val_clean']:.1f} | {r['val_patch50']:.1f} | {r.get('all_present', float('nan')):.1f} | "
               f"{r.get('wa_constant', float('nan')):.1f} | {r['seconds']} |" for r in rows]
     path.with_suffix(".md").write_text(
         "# Student design experiments (fold 1, validation subjects)\n\nWritten by benchmarks/student_design.py; "

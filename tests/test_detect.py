@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from occau.cli import main as cli
 from occau.faces.align import align_face, similarity_transform
@@ -81,6 +82,22 @@ def test_api_on_photograph(detector, photo, astronaut):
     assert (row[[f"AU{a:02d}_c" for a in AUS]].to_numpy(int) == (probs[0] >= 0.5)).all()
     assert row.visible_fraction == 1.0 and row.tokens_visible == 64 and row.occlusion == "none"
     assert (row[[f"AU{a:02d}_visible" for a in AUS]] == 1.0).all() and np.isnan(row.timestamp)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cli_on_the_gpu_agrees_with_the_cpu(clip, bundle, tmp_path, precision):
+    """``occau detect --device cuda`` (batched, fp32 and bf16) gives the CPU's rows and probabilities."""
+    rows = {}
+    for device, p in (("cpu", "fp32"), ("cuda", precision)):
+        out = tmp_path / f"{device}.csv"
+        assert cli(["detect", str(clip), "--checkpoint", str(bundle), "--out", str(out), "--device", device,
+                    "--precision", p, "--batch-size", "4", "--quiet"]) == 0
+        rows[device] = pd.read_csv(out)
+    columns = [f"AU{a:02d}" for a in AUS]
+    assert len(rows["cuda"]) == len(rows["cpu"]) == 8
+    np.testing.assert_allclose(rows["cuda"][columns].to_numpy(float), rows["cpu"][columns].to_numpy(float),
+                               atol=1e-4 if precision == "fp32" else 0.01)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
