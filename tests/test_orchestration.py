@@ -81,6 +81,26 @@ def test_presets_share_one_base_and_differ_only_where_they_say() -> None:
     assert stage_config(smoke, "student", 1).model.spatial_maps == 4  # the smoke override, on top of the base
 
 
+def test_the_study_preset_is_quick_plus_the_ablations_and_the_fair_controls() -> None:
+    """The study over draws (issue 20): quick's data and teachers; the method, its three KD ablations, the fair
+    control and the scratch ViT at one length (9 epochs); the control's own recipe (no layer decay, long warmup)."""
+    quick, study = load_bench_config("quick"), load_bench_config("study")
+    assert study.data == quick.data and study.folds == [1] and study.conditions == quick.conditions
+    assert [s.name for s in stage_plan(study)] == [s.name for s in stage_plan(quick)] + ["student_control",
+                                                                                           "scratch_vit"]
+    init = {"mae": "m", "teacher": "t"}
+    student, control, scratch = (stage_config(study, s, 1, init) for s in ("student", "student_control", "scratch_vit"))
+    assert list(student.loss.variants) == ["student", "student_no_kd", "student_node_kd", "student_edge_kd"]
+    assert student.loss.distillation()["student_node_kd"].edge == 0 and student.loss.distillation()[
+        "student_edge_kd"].node == 0
+    assert student.optim.epochs == control.optim.epochs == scratch.optim.epochs == 9  # one length for all
+    assert student.optim.layer_decay == 0.75 and control.optim.layer_decay == scratch.optim.layer_decay == 1.0
+    assert control.loss.encoder_init == scratch.loss.encoder_init == "random" and control.optim.warmup_epochs == 2.0
+    assert list(control.loss.variants) == ["student_random_init"] and list(scratch.loss.variants) == [
+        "scratch_vit_linear"]
+    assert control.model == student.model and scratch.model.spatial_maps == 65
+
+
 def _fake_fold(monkeypatch, bench, tmp_path: Path) -> tuple[dict, dict]:
     """Run one fold's orchestration with training and evaluation replaced by recorders."""
     trained, evaluated = {}, {}
