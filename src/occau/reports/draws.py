@@ -172,18 +172,18 @@ def plot_paired_differences(study: dict[str, Any], path: Path) -> Path:
 
     claims = [c for c in study["claims"] if c["over"] == CONDITION]
     colours = {"held": "tab:green", "reversed": "tab:red", "not shown": "tab:gray"}
-    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(claims) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(claims) + 1.4))
     for row, c in enumerate(claims):
         y = len(claims) - 1 - row
         draws = [100 * d for d in c["differences"].values()]
-        ax.scatter(draws, [y] * len(draws), s=12, color="black", alpha=0.35, zorder=2)
         if not math.isnan(c["low"]):
-            ax.plot([100 * c["low"], 100 * c["high"]], [y, y], color=colours[c["verdict"]], lw=3, zorder=1)
-        ax.scatter([100 * c["mean"]], [y], s=40, color=colours[c["verdict"]], zorder=3)
+            ax.plot([100 * c["low"], 100 * c["high"]], [y, y], color=colours[c["verdict"]], lw=3, alpha=0.6, zorder=1)
+        ax.scatter(draws, [y + 0.18] * len(draws), s=14, color="black", alpha=0.6, zorder=2)
+        ax.scatter([100 * c["mean"]], [y], s=45, color=colours[c["verdict"]], edgecolor="black", zorder=3)
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(range(len(claims)))
     ax.set_yticklabels([f"{c['claim']} ({c['verdict']})" for c in reversed(claims)], fontsize=8)
-    ax.set_xlabel(f"student minus baseline at {CONDITION}, F1 points (dots: draws; bar: {study['interval']})")
+    ax.set_xlabel(f"student - baseline at {CONDITION}, F1 points (dots: draws; bar: 95 % t-interval)")
     ax.set_title(f"Paired differences over {len(study['seeds'])} SynthFACS draws", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
