@@ -90,14 +90,8 @@ def draw_gallery(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     columns = columns or len(conditions)
-    blocks = -(-len(conditions) // columns)
-    rows = len(images) * blocks
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.42 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes, blocks = _tile_grid(len(images), len(conditions), columns, (1.3, 1.42))
     for i, image in enumerate(images):
         for j, spec in enumerate(conditions):
             condition, _, own_fill = spec.partition(":")
@@ -148,14 +142,8 @@ def draw_occluder_kinds(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     kinds = list(OCCLUDER_KINDS) if kinds is None else list(kinds)
-    blocks = -(-len(kinds) // columns)
-    rows = len(images) * blocks
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.75 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes, blocks = _tile_grid(len(images), len(kinds), columns, (1.6, 1.75))
     for i, image in enumerate(images):
         for j, kind in enumerate(kinds):
             layer = OCCLUDER_KINDS[kind](image.shape[0], sample_rng(seed, kind, f"gallery/{i}", "geometry"))
@@ -164,6 +152,19 @@ def draw_occluder_kinds(
             split = split_of(kind)
             ax.set_title(f"{kind} ({split})", fontsize=7, pad=2, color=SPLIT_COLORS[split])
     return _save(fig, out_png, dpi)
+
+def _tile_grid(num_images: int, per_image: int, columns: int, tile: tuple[float, float]):
+    """A figure of ``per_image`` tiles per image, ``columns`` a row, each image's tiles in ``blocks`` rows of their own;
+    every axis off. -> (figure, axes (rows, columns), blocks)."""
+    import matplotlib.pyplot as plt
+
+    blocks = -(-per_image // columns)
+    rows = num_images * blocks
+    fig, axes = plt.subplots(rows, columns, figsize=(tile[0] * columns, tile[1] * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return fig, axes, blocks
+
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,3 +190,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
