@@ -20,7 +20,7 @@ import copy
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -256,19 +256,19 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print, callbacks:
     return report
 
 
-def run_draws(bench_of_seed: Callable[[int], BenchConfig], seeds: Sequence[int], out_dir: str | Path, log=print,
+def run_draws(benches: Mapping[int, BenchConfig], out_dir: str | Path, log=print,
               callbacks: Sequence[L.Callback] = ()) -> Path:
-    """The study over SynthFACS draws: the preset once per seed (``OUT/seed<s>/``, each its own faces and training
-    seed, each resumable on its own), then one report over them (``OUT/report/draws.md``, occau.reports.draws).
+    """The study over SynthFACS draws: each seed's preset (``OUT/seed<s>/``, each its own faces and training seed,
+    each resumable on its own), then one report over them (``OUT/report/draws.md``, occau.reports.draws).
     Returns the report's Markdown file."""
     from occau.reports.draws import write_draws_report
 
     out_dir = Path(out_dir)
     per_draw = {}
-    for seed in seeds:
-        log(f"draw {seed} ({list(seeds).index(seed) + 1} of {len(seeds)})")
-        report = run_benchmark(bench_of_seed(seed), out_dir / f"seed{seed}", log=log, callbacks=callbacks)
+    for number, (seed, bench) in enumerate(benches.items(), start=1):
+        log(f"draw {seed} ({number} of {len(benches)})")
+        report = run_benchmark(bench, out_dir / f"seed{seed}", log=log, callbacks=callbacks)
         per_draw[seed] = json.loads((report / "results.json").read_text())
     md = write_draws_report(per_draw, out_dir / "report")
-    log(f"study over {len(seeds)} draws: {md}")
+    log(f"study over {len(benches)} draws: {md}")
     return md

@@ -2,8 +2,8 @@
 
 Training precision is Lightning's (``trainer.precision``: ``auto`` = bf16-mixed on GPUs that support it); this is the
 inference side, shared by evaluation and ``occau detect``. Mixed precision runs the matrix products in bf16/fp16 and
-keeps parameters, normalisation and the losses in fp32 (``at_least_fp32``), so no module may assume that two tensors it combines
-have one dtype (``tests/test_mixed_precision.py`` runs every model, loss and stage under autocast).
+keeps parameters, normalisation and the losses in fp32 (``at_least_fp32``), so no module may assume that two tensors
+it combines have one dtype (``tests/test_mixed_precision.py`` runs every model, loss and stage under autocast).
 """
 
 from __future__ import annotations

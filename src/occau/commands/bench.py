@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is None:
         run_benchmark(benches[seeds[0]], args.out, log=log)
     else:
-        run_draws(benches.__getitem__, seeds, args.out, log=log)
+        run_draws(benches, args.out, log=log)
     return 0
 
 
