@@ -102,12 +102,12 @@ class SimulatedKill(RuntimeError):
 
 
 class Crash(L.Callback):
-    """Simulates a killed run: dies right after the first epoch's checkpoint is written."""
+    """Simulates a killed run: dies as the second epoch starts, so only what the stage's own checkpointing wrote
+    after the first epoch is there to resume from."""
 
-    def on_train_epoch_end(self, trainer, module):
-        if trainer.current_epoch == 0:
-            trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
-            raise SimulatedKill("killed after epoch 0")
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise SimulatedKill("killed in epoch 1")
 
 
 def test_resume_after_crash_gives_the_same_weights(tmp_path, cache_dir):

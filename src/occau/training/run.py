@@ -38,7 +38,11 @@ def resolve_precision(precision: str) -> str:
 
 def build_trainer(config: StageConfig, out_dir: Path, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     t = config.trainer
-    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
+    # One file, rewritten at every epoch end: the state to resume from. (Lightning 2.6 writes ``save_last`` only
+    # when a top-k checkpoint was written in the same step, so save_top_k=0 + save_last would leave none until
+    # training ends; a top-1 checkpoint without a monitor is the latest one.)
+    checkpoint = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
+                                 enable_version_counter=False)
     return L.Trainer(
         default_root_dir=out_dir,
         max_epochs=config.optim.epochs,
