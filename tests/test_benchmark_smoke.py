@@ -49,6 +49,25 @@ def test_results_json_is_complete(smoke_run):
     assert "| *all AUs present (reference)* |" in markdown and "| *WA-optimal constant (reference)* |" in markdown
 
 
+def test_unknown_occlusion_axis_is_in_the_report(smoke_run):
+    """The methods that take a mask, again with each estimated mask; at 'clean' the learnt estimate of the shipped
+    estimator calls (almost) nothing covered, and 'none' never does."""
+    _, report, _ = smoke_run
+    results = json.loads((report / "results.json").read_text())
+    axis = results["unknown_occlusion"]
+    bench = load_bench_config("smoke")
+    assert list(axis["results"]) == list(bench.eval.mask_estimates) == ["learnt", "colour", "none"]
+    takes_mask = METHODS - {"teacher", "teacher_occaug"}
+    for name, by_method in axis["results"].items():
+        assert set(by_method) == takes_mask, name
+        assert all(list(by_condition) == bench.conditions for by_condition in by_method.values())
+    assert axis["tokens"]["none"]["patch50"]["recall"] == 0.0 and axis["tokens"]["none"]["clean"]["false_cover"] == 0
+    assert axis["tokens"]["learnt"]["clean"]["false_cover"] < 0.05
+    assert axis["tokens"]["learnt"]["patch50"]["recall"] > 0.5  # the shipped estimator finds random patches
+    assert "## Without a mask" in (report / "results.md").read_text()
+    assert (report / "f1_without_mask.png").stat().st_size > 0
+
+
 def test_references_are_scored_on_the_evaluated_test_faces(smoke_run):
     """All AUs present scores 2q / (1 + q) per AU of test base rate q, on the same every-2nd test faces."""
     out, report, _ = smoke_run

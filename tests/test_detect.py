@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from occau.cli import main as cli
+from occau.data.transforms import to_model_input
 from occau.faces.align import align_face, similarity_transform
 from occau.faces.face_detector import FaceDetection
 from occau.inference import Detector, failures_path, result_columns
 from occau.inference.detector import outside_picture, region_slices
-from occau.inference.occlusion_estimate import estimate_token_mask
 from occau.inference.tracking import FaceTracker
 from occau.occlusion import OCCLUDERS
+from occau.occlusion.colour_estimate import estimate_token_mask
 from tiny_student import AUS, PATCH, SIZE, astronaut_bgr, make_video, save_tiny_student
 
 # yuface on the astronaut (FACE_FRONTEND.md: all front ends agree within ~5 px): eyes, nose, mouth corners.
@@ -147,13 +148,37 @@ def test_painted_occluder_with_user_mask(detector, astronaut, tmp_path, occluder
         assert got[7] < 0.5 and got[17] == 1.0
 
 
-def test_auto_occlusion_finds_a_painted_mask(detector, astronaut, tmp_path):
+# Most of the lip-corner (AU12) and lip (AU23) regions judged covered under the protocol's surgical mask, the brows
+# (AU01) not. Measured on this 64-px crop (8-px tokens): colour leaves 0.22 / 0.03 of them visible, the learnt
+# estimator 0.44 / 0.50 (it works at 112 px and misses the mask's edge tokens at this size; at 224 px its recall on
+# this face is 0.80, docs/benchmarks/detect_occlusion_learnt.md).
+MOST_COVERED = {"colour": 0.4, "learnt": 0.55, "auto": 0.55}
+
+
+@pytest.mark.parametrize("mode", ["auto", "learnt", "colour"])
+def test_estimated_occlusion_finds_a_painted_mask(detector, astronaut, tmp_path, mode):
     cv2.imwrite(str(tmp_path / "masked.png"), paint(astronaut, "mask")[0])
-    df = detector.detect(tmp_path / "masked.png", occlusion="auto")
-    assert df.occlusion[0] == "auto"
-    assert df.AU12_visible[0] < 0.4 and df.AU23_visible[0] < 0.4 and df.AU01_visible[0] > 0.8
-    clean = detector.detect(astronaut[..., ::-1].copy(), occlusion="auto")  # an RGB array input
+    df = detector.detect(tmp_path / "masked.png", occlusion=mode)
+    assert df.occlusion[0] == mode
+    most = MOST_COVERED[mode]
+    assert df.AU12_visible[0] < most and df.AU23_visible[0] < most and df.AU01_visible[0] > 0.8
+    clean = detector.detect(astronaut[..., ::-1].copy(), occlusion=mode)  # an RGB array input
     assert clean.input[0] == "array0" and clean.AU12_visible[0] > 0.9
+
+
+def test_learnt_occlusion_is_the_estimators_token_mask(bundle, astronaut, tmp_path):
+    """The tokens the student is told are covered are exactly the estimator's on the aligned crop."""
+    from occau.evaluation.occlusion_estimates import open_estimate
+
+    detector = Detector(bundle, device="cpu", occlusion="learnt")
+    masked = paint(astronaut, "sunglasses")[0]
+    df = detector.detect(masked[..., ::-1].copy())
+    lm = np.stack([df.loc[0, [f"x_{i}" for i in range(5)]], df.loc[0, [f"y_{i}" for i in range(5)]]], axis=1)
+    crop = cv2.cvtColor(align_face(masked, lm.astype(float), SIZE)[0], cv2.COLOR_BGR2RGB)
+    judged = open_estimate("learnt")(to_model_input(crop[None]), PATCH)[0].numpy()
+    assert df.tokens_visible[0] == int((~judged).sum()) < (SIZE // PATCH) ** 2
+    with pytest.raises(Exception, match="no such file"):
+        Detector(bundle, device="cpu", occlusion="learnt", estimator=tmp_path / "missing.safetensors")
 
 
 # ------------------------------------------------------------------------------------------------ video

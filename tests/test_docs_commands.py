@@ -70,7 +70,7 @@ def _substitute(segment: str, argv: list[str], defined: dict[str, str]) -> list[
 
 
 def commands_in_configs() -> list[tuple[str, list[str]]]:
-    """The ``# Run: occau ...`` comment of every packaged real-data config (DATA stands for the prepared folder)."""
+    """The ``# Run: occau ...`` comment of every packaged stage config (DATA stands for the prepared folder)."""
     found = []
     root = REPO / "src" / "occau" / "configs"
     for name in packaged_configs():

@@ -35,6 +35,8 @@ COVERAGE = {
     "texture_patch": (0.015, 0.2),
     "cap": (0.12, 0.4),
     "leaves": (0.02, 0.15),
+    "fingers": (0.02, 0.2),
+    "forearm": (0.025, 0.2),
     "cup": (0.03, 0.15),
     "hair_strands": (0.015, 0.13),
     "text_bar": (0.05, 0.25),

@@ -78,3 +78,17 @@ def test_the_shipped_mae_loads_and_describes_itself():
         latents = mae.encode_visible(torch.randn(2, 3, 64, 64), mask)
         pasted, _ = mae.reconstruct(torch.randn(2, 3, 64, 64), mask)
     assert torch.isfinite(latents.tokens).all() and torch.isfinite(pasted).all()
+
+
+def test_shipped_files_carry_no_folder_of_the_machine_that_trained_them():
+    import json
+
+    from occau.checkpoints.io import read_meta
+    from occau.checkpoints.shipped import OCCLUSION_ESTIMATOR, SYNTHFACS_MAE, shipped_weights, without_machine_paths
+
+    for name in (SYNTHFACS_MAE, OCCLUSION_ESTIMATOR):
+        text = json.dumps(read_meta(shipped_weights(name)))
+        assert '"/' not in text, name  # no absolute path anywhere in the metadata
+    meta = {"training": {"data": {"cache_dir": "/home/me/cache", "root": "data/bp4d"}}, "runs": [{"root": "/x"}]}
+    assert without_machine_paths(meta) == {"training": {"data": {"cache_dir": None, "root": "data/bp4d"}},
+                                           "runs": [{"root": None}]}

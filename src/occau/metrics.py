@@ -97,3 +97,24 @@ class AUF1(Metric):
         f1 = f1_from_counts(self.tp, self.fp, self.fn)
         acc = accuracy_from_counts(self.tp, self.fp, self.tn, self.fn)
         return {"f1_per_au": f1, "f1_mean": f1.mean(), "acc_per_au": acc, "acc_mean": acc.mean()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# covered tokens: how well an occlusion estimate agrees with the true token mask
+
+
+def token_counts(judged: Tensor, truth: Tensor) -> Tensor:
+    """(B, L) bool estimate and true token masks (True = covered) -> (4,) int64 [tp, fp, fn, tokens]."""
+    judged, truth = judged.to(torch.bool), truth.to(torch.bool)
+    return torch.stack([(judged & truth).sum(), (judged & ~truth).sum(), (~judged & truth).sum(),
+                        torch.tensor(truth.numel(), device=truth.device)]).to(torch.long)
+
+
+def token_scores(counts) -> dict[str, float]:
+    """Precision, recall and F1 of covered tokens, and the share of all tokens wrongly called covered, from summed
+    :func:`token_counts`; a ratio with nothing to count is NaN (no covered token: no recall)."""
+    tp, fp, fn, total = (float(c) for c in counts)
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    return {"precision": precision, "recall": recall, "f1": f1, "false_cover": fp / total if total else float("nan")}

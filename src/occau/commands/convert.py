@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ship.add_argument("src", help="mae.safetensors of `occau train configs/mae/synthfacs_mae.yaml`")
     ship.add_argument("dst", nargs="?", default=None, help="default: src/occau/weights/ of this checkout")
     ship.set_defaults(handler=run_ship_mae)
+    est = kinds.add_parser("ship-occlusion", help="put a trained occlusion estimator into the package, with its "
+                                                 "measured token precision / recall")
+    est.add_argument("src", help="occlusion.safetensors of `occau train occlusion/synthfacs_photos.yaml`")
+    est.add_argument("--measured", required=True,
+                     help="the .json benchmarks/detect_occlusion.py --estimate learnt --checkpoint SRC wrote")
+    est.add_argument("dst", nargs="?", default=None, help="default: src/occau/weights/ of this checkout")
+    est.set_defaults(handler=run_ship_occlusion)
 
 
 def run_mae(args: argparse.Namespace) -> int:
@@ -55,6 +62,12 @@ def run_ship_mae(args: argparse.Namespace) -> int:
                                title="SynthFACS MAE: AU probe over pretraining")
         print(f"probe curve: {png}")
     return status
+
+
+def run_ship_occlusion(args: argparse.Namespace) -> int:
+    from occau.checkpoints.shipped import ship_occlusion_estimator
+
+    return _convert(lambda: ship_occlusion_estimator(args.src, args.measured, args.dst))
 
 
 def run_megraphau(args: argparse.Namespace) -> int:

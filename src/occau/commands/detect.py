@@ -23,9 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the model in PyTorch, or the exported .onnx with ONNX Runtime (CPU, fp32; needs "
                         'pip install "occau[onnx]") (default torch)')
     p.add_argument("--out", required=True, help="CSV to write, one row per face per frame, written as it goes")
-    p.add_argument("--occlusion", choices=["none", "auto"], default="none",
-                   help="where no --masks mask is given: 'auto' estimates covered tokens from skin colour; "
-                        "'none' treats the face as uncovered (crop parts outside the picture always count as covered)")
+    p.add_argument("--occlusion", choices=["none", "auto", "learnt", "colour"], default="none",
+                   help="where no --masks mask is given, what counts as covered: 'learnt' estimates it with the "
+                        "occlusion estimator (--estimator, default the shipped one), 'colour' from skin colour, "
+                        "'auto' with whichever measured best (docs/detect.md), 'none' treats the face as uncovered "
+                        "(crop parts outside the picture always count as covered) (default none)")
+    p.add_argument("--estimator", default=None,
+                   help="occlusion estimator weights for --occlusion learnt/auto (from `occau train "
+                        "occlusion/synthfacs_photos.yaml`; default: the one shipped with occau)")
     p.add_argument("--masks", default=None,
                    help="occlusion masks (white = covered): one image for a single input, or a folder with a mask "
                         "per input named like it (foo.jpg -> foo.png or foo_mask.png; videos -> a mask video)")
@@ -65,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         detector = Detector(args.checkpoint, device=args.device, runtime=args.runtime, threshold=args.threshold,
-                            occlusion=args.occlusion, precision=args.precision, max_gap=args.max_gap,
-                            max_pixels=args.max_pixels or MAX_PIXELS)
+                            occlusion=args.occlusion, estimator=args.estimator, precision=args.precision,
+                            max_gap=args.max_gap, max_pixels=args.max_pixels or MAX_PIXELS)
     except MissingExtraError as err:
         print(f"occau detect: {err}", file=sys.stderr)
         return 2

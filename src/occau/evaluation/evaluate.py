@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
@@ -26,8 +27,9 @@ from occau.data.config import DataConfig
 from occau.data.datasets import build_face_dataset
 from occau.evaluation.environment import machine_info, software_info
 from occau.evaluation.methods import MethodGroup, MethodSet, StudentsOnVisible, load_methods
+from occau.evaluation.occlusion_estimates import ESTIMATES, TokenEstimate, open_estimate
 from occau.evaluation.references import fold_references
-from occau.metrics import AUF1
+from occau.metrics import AUF1, token_counts, token_scores
 from occau.occlusion.face_tensors import FaceTensors
 from occau.runtime import autocast, check_precision, resolve_device
 
@@ -44,9 +46,16 @@ class EvalConfig:
     timing_condition: str = "patch50"
     device: str = "auto"  # auto: cuda when available
     precision: str = "fp32"  # fp32, or bf16/fp16 autocast (occau.runtime.PRECISIONS); the reports are fp32
+    # The unknown-occlusion axis: the methods that take a mask, run again with the mask estimated from the occluded
+    # picture (occau.evaluation.occlusion_estimates: colour, learnt, none); () = the given mask only.
+    mask_estimates: tuple[str, ...] = ()
+    estimator: str | None = None  # the learnt estimate's weights (None: the ones shipped with occau)
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        unknown = sorted(set(self.mask_estimates) - set(ESTIMATES))
+        if unknown:
+            raise ValueError(f"eval.mask_estimates: unknown {unknown}; known: {list(ESTIMATES)}")
 
 
 def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str], settings: EvalConfig,
@@ -68,7 +77,16 @@ def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str]
                                batch_size=settings.timing_batch_size, repeats=settings.timing_repeats, device=device,
                                precision=settings.precision)
     references = fold_references(build_face_dataset(data, "train"), faces)
-    return {"fold": data.fold, "results": results, "references": references, "timings": timings}
+    out = {"fold": data.fold, "results": results, "references": references, "timings": timings}
+    if settings.mask_estimates:
+        out["unknown_occlusion"] = {}
+        for name in settings.mask_estimates:
+            log(f"fold {data.fold}: the methods that take a mask, with the {name!r} mask estimate")
+            out["unknown_occlusion"][name] = evaluate_conditions(
+                methods, faces, conditions, len(dataset_aus(data.dataset)), batch_size=settings.batch_size,
+                fill=settings.fill, seed=data.seed, device=device, precision=settings.precision,
+                estimate=open_estimate(name, settings.estimator))
+    return out
 
 
 def results_over_folds(per_fold: dict[int, dict[str, Any]], data: DataConfig, conditions: list[str],
@@ -89,7 +107,29 @@ def results_over_folds(per_fold: dict[int, dict[str, Any]], data: DataConfig, co
         "results": mean_over_folds({f: per_fold[f]["results"] for f in folds}),
         "references": references_over_folds({f: per_fold[f]["references"] for f in folds}),
         "timings": next((per_fold[f]["timings"] for f in folds if per_fold[f]["timings"]), {}),
+        **unknown_occlusion_over_folds(per_fold, settings),
     }
+
+
+def unknown_occlusion_over_folds(per_fold: dict[int, dict[str, Any]], settings: EvalConfig) -> dict[str, Any]:
+    """``{"unknown_occlusion": {"estimator", "results": {estimate: {method: {condition: cell}}}, "tokens": {estimate:
+    {condition: {"precision", "recall", "f1", "false_cover"}}}}}`` over folds, or {} when the axis was not run."""
+    folds = sorted(f for f in per_fold if "unknown_occlusion" in per_fold[f])
+    if not folds:
+        return {}
+    results, tokens = {}, {}
+    for name in per_fold[folds[0]]["unknown_occlusion"]:
+        by_fold = {f: per_fold[f]["unknown_occlusion"][name] for f in folds}
+        results[name] = mean_over_folds({f: {m: c for m, c in r.items() if m != ESTIMATE_KEY}
+                                         for f, r in by_fold.items()})
+        estimated = by_fold[folds[0]][ESTIMATE_KEY]
+        counts = {c: np.sum([by_fold[f][ESTIMATE_KEY][c] for f in folds], axis=0) for c in estimated}
+        tokens[name] = {c: token_scores(n) for c, n in counts.items()}
+    return {"unknown_occlusion": {"estimator": settings.estimator or "shipped", "results": results,
+                                  "tokens": tokens}}
+
+
+ESTIMATE_KEY = "_estimate_tokens"  # in one fold's estimate results: {condition: [tp, fp, fn, tokens]}
 
 
 def every_nth(faces: Dataset, stride: int) -> Dataset:
@@ -111,24 +151,39 @@ def evaluate_conditions(
     precision: str = "fp32",
     num_workers: int = 0,
     progress: bool = True,
+    estimate: TokenEstimate | None = None,
 ) -> dict[str, dict[str, dict]]:
-    """``{method: {condition: {"f1_mean", "f1_per_au", "acc_mean", "n_frames"}}}`` for one fold."""
+    """``{method: {condition: {"f1_mean", "f1_per_au", "acc_mean", "n_frames"}}}`` for one fold.
+
+    ``estimate``: the methods that take a mask are told the mask it estimates from each occluded picture instead of
+    the protocol's (the others are left out), and ``ESTIMATE_KEY`` holds its token counts per condition."""
     device = torch.device(device)
     methods.to(device)
-    results: dict[str, dict[str, dict]] = {name: {} for name in methods.names}
-    bar = tqdm(total=len(conditions) * len(faces), desc="evaluate", unit="face", disable=not progress)
+    groups = [g for g in methods.groups if g.uses_mask] if estimate is not None else methods.groups
+    names = [n for g in groups for n in g.names]
+    results: dict[str, dict[str, dict]] = {name: {} for name in names}
+    counts: dict[str, list[int]] = {}
+    bar = tqdm(total=len(conditions) * len(faces), desc="evaluate" if estimate is None else "evaluate (estimated mask)",
+               unit="face", disable=not progress)
     for condition in conditions:
         tensors = FaceTensors(faces, patch_size=methods.patch_size, condition=condition, fill=fill, seed=seed)
         loader = DataLoader(tensors, batch_size=batch_size, num_workers=num_workers)
-        metrics = {name: AUF1(num_aus).to(device) for name in methods.names}
+        metrics = {name: AUF1(num_aus).to(device) for name in names}
+        tally = torch.zeros(4, dtype=torch.long)
         for batch in loader:
             images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
-            for group in methods.groups:
+            if estimate is not None:
+                judged = estimate(images, images.shape[-1] // _grid_side(token_mask))  # (B, L)
+                tally += token_counts(judged.cpu(), token_mask.cpu())
+                token_mask = judged.to(device)
+            for group in groups:
                 with autocast(device, precision):
                     predicted = group(images, token_mask)
                 for name, probs in predicted.items():
                     metrics[name].update(probs.float(), batch["labels"].to(device), batch["label_mask"].to(device))
             bar.update(len(images))
+        if estimate is not None:
+            counts[condition] = tally.tolist()
         for name, metric in metrics.items():
             scores = metric.compute()
             results[name][condition] = {
@@ -139,7 +194,17 @@ def evaluate_conditions(
             }
         bar.set_postfix_str(condition)
     bar.close()
+    if estimate is not None:
+        results[ESTIMATE_KEY] = counts
     return results
+
+
+def _grid_side(token_mask: Tensor) -> int:
+    """G of a (B, G*G) token mask."""
+    side = round(token_mask.shape[1] ** 0.5)
+    if side * side != token_mask.shape[1]:
+        raise ValueError(f"token masks of {token_mask.shape[1]} cells are not a square grid")
+    return side
 
 
 @torch.inference_mode()

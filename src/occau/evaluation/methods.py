@@ -35,15 +35,21 @@ SCRATCH_VIT = "scratch_vit_linear"  # a second one: a random-init ViT, full line
 
 
 class MethodGroup(nn.Module):
-    """Predicts ``{method name: probs (B, N)}`` from occluded images (B, 3, S, S) and token masks (B, L)."""
+    """Predicts ``{method name: probs (B, N)}`` from occluded images (B, 3, S, S) and token masks (B, L).
+
+    ``uses_mask``: whether the token mask changes the prediction (the unknown-occlusion axis re-runs only these with
+    an estimated mask; a method that reads pixels alone gives the same answer whatever it is told)."""
 
     names: tuple[str, ...]
+    uses_mask: bool = True
 
     def forward(self, images: Tensor, token_mask: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
 
 
 class TeacherOnOccluded(MethodGroup):
+    uses_mask = False
+
     def __init__(self, name: str, teacher: MEGraphAU) -> None:
         super().__init__()
         self.names, self.teacher = (name,), teacher

@@ -36,7 +36,9 @@ from occau.faces.align import similarity_transform, transform_points, warp_face
 from occau.faces.face_detector import FaceDetection, FaceDetector
 from occau.inference.face_job import FaceJob
 from occau.inference.inputs import Frame, MaskLookup, Source, count_frames, expand_inputs, iter_frames
-from occau.inference.occlusion_estimate import estimate_pixel_mask
+from occau.data.transforms import to_model_input
+from occau.evaluation.occlusion_estimates import TokenEstimate, open_estimate
+from occau.occlusion.tokens import pixels_from_token_mask
 from occau.inference.overlay import OverlaySink
 from occau.inference.tracking import FaceTracker, TrackedFace
 from occau.inference.writer import FAILURE_COLUMNS, LazyRowWriter, RowWriter, failures_path, result_columns
@@ -44,7 +46,8 @@ from occau.models.mae import MaskedAutoencoderViT
 from occau.occlusion.tokens import token_mask_from_pixels
 from occau.runtime import autocast, check_precision, resolve_device
 
-OCCLUSION_MODES = ("none", "auto")
+OCCLUSION_MODES = ("none", "auto", "learnt", "colour")
+AUTO_ESTIMATE = "learnt"  # what --occlusion auto runs: the estimate that measured best (docs/detect.md)
 RUNTIMES = ("torch", "onnx")
 
 
@@ -56,7 +59,7 @@ class StageTimes:
     detection: float = 0.0
     tracking: float = 0.0  # optical flow and face ids (most of it with --detect-every > 1)
     alignment: float = 0.0  # similarity transform, warp, user-mask warp
-    occlusion: float = 0.0  # the colour estimate (``--occlusion auto``)
+    occlusion: float = 0.0  # the occlusion estimate (``--occlusion auto | learnt | colour``)
     encoder: float = 0.0  # with --runtime onnx: encoder and head, one graph
     head: float = 0.0  # with --runtime onnx: 0
     frames: int = 0
@@ -203,8 +206,9 @@ class Detector:
     """AU recognition on real pictures of partly covered faces, from a student bundle (``load_student``), or with
     ``runtime="onnx"`` from its ONNX export (``occau export onnx``; CPU and fp32 only).
 
-    ``occlusion``: ``"none"`` (only crop pixels outside the picture count as covered), ``"auto"`` (the colour
-    estimate of ``occau.inference.occlusion_estimate``); a user mask, where given to ``detect``, always wins.
+    ``occlusion``: ``"none"`` (only crop pixels outside the picture count as covered), ``"learnt"`` (the occlusion
+    estimator, ``estimator`` or the shipped one), ``"colour"`` (the colour heuristic), ``"auto"`` (whichever measured
+    best: :data:`AUTO_ESTIMATE`); a user mask, where given to ``detect``, always wins.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", runtime: str = "torch",
@@ -223,9 +227,13 @@ class Detector:
 
     def _setup(self, runner: StudentRunner, checkpoint: str, threshold: float = 0.5, occlusion: str = "none",
                precision: str = "fp32", backends: tuple[str, ...] | None = None, min_face_score: float = 0.5,
-               max_gap: int = 15, max_pixels: int = MAX_PIXELS, face_detector: FaceDetector | None = None) -> None:
+               max_gap: int = 15, max_pixels: int = MAX_PIXELS, face_detector: FaceDetector | None = None,
+               estimator: str | Path | None = None) -> None:
         if occlusion not in OCCLUSION_MODES:
             raise ValueError(f"occlusion must be one of {OCCLUSION_MODES}, got {occlusion!r}")
+        self.estimator, self._estimates = estimator, {}
+        if occlusion != "none":
+            self._estimate(occlusion)  # a missing or wrong estimator file fails here, before any input is read
         self.runner, self.device, self.checkpoint = runner, runner.device, checkpoint
         meta = self.meta = runner.meta
         self.aus = [int(a) for a in meta["aus"]]
@@ -290,11 +298,26 @@ class Detector:
                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             covered |= warped >= 128
         self.times.alignment += time.perf_counter() - t0
-        if mode == "auto":
-            t1 = time.perf_counter()
-            covered |= estimate_pixel_mask(crop, self.patch)
-            self.times.occlusion += time.perf_counter() - t1
         return FaceJob(frame, face, matrix, crop, covered, mode)
+
+    def _estimate(self, mode: str) -> TokenEstimate:
+        """The occlusion estimate of ``mode`` (``auto`` -> :data:`AUTO_ESTIMATE`), opened once."""
+        name = AUTO_ESTIMATE if mode == "auto" else mode
+        if name not in self._estimates:
+            self._estimates[name] = open_estimate(name, self.estimator if name == "learnt" else None)
+        return self._estimates[name]
+
+    def _estimate_cover(self, jobs: list[FaceJob]) -> None:
+        """Add what the estimate judges covered to each job's cover, one batch per estimate (faces with a user mask
+        are left alone: ``mask`` mode)."""
+        t0 = time.perf_counter()
+        for mode in {j.occlusion for j in jobs} - {"none", "mask"}:
+            chosen = [j for j in jobs if j.occlusion == mode]
+            images = to_model_input(np.stack([j.crop for j in chosen])).to(self.device)  # (B, 3, S, S)
+            judged = self._estimate(mode)(images, self.patch).cpu().numpy()  # (B, L)
+            for job, tokens in zip(chosen, judged):
+                job.covered = job.covered | pixels_from_token_mask(tokens, self.size, self.patch)
+        self.times.occlusion += time.perf_counter() - t0
 
     def _row(self, job: FaceJob, probs: np.ndarray, token_mask: np.ndarray) -> dict[str, Any]:
         f, d = job.frame, job.face.detection
@@ -318,6 +341,7 @@ class Detector:
     def _run_batch(self, jobs: list[FaceJob], batch_size: int) -> None:
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
+            self._estimate_cover(chunk)
             masks = np.stack([token_mask_from_pixels(j.covered, self.patch) for j in chunk])  # (B, L)
             probs = self.predict(np.stack([j.crop for j in chunk]), masks)
             for job, p, m in zip(chunk, probs, masks):

@@ -21,5 +21,6 @@ class FaceJob:
     matrix: np.ndarray  # (2, 3) source -> crop pixels
     crop: np.ndarray  # (S, S, 3) uint8 RGB
     covered: np.ndarray  # (S, S) bool, True = covered
-    occlusion: str  # "mask" | "auto" | "none": where ``covered`` came from (plus out-of-picture pixels)
+    occlusion: str  # "mask" | "none" | "auto" | "learnt" | "colour": where ``covered`` came from (plus
+    # out-of-picture pixels); an estimate is added in batches just before the model runs
     row: dict[str, Any] = field(default_factory=dict)

@@ -778,6 +778,71 @@ def leaves(size: int, rng: np.random.Generator) -> Layer:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# skin over skin, drawn unlike the protocol's hand: loose fingers, and a forearm across the lower face.
+# A hand of the face's own tone is what colour cannot find; an estimator has to learn it from shape, shading and
+# edges. These painters share nothing with ``shapes.hand`` (no palm, no fixed finger layout, no wrist), so the
+# protocol hand and ``second_hand`` stay unseen kinds.
+
+FACE_TARGETS = np.array([FIVE_POINTS[0], FIVE_POINTS[1], FIVE_POINTS[2], FIVE_POINTS[3], FIVE_POINTS[4], MOUTH,
+                         (0.5, 0.93), (0.3, 0.7), (0.7, 0.7)])  # eyes, nose, mouth corners, mouth, chin, cheeks
+
+
+def _skin(rng: np.random.Generator) -> np.ndarray:
+    return jitter(SKIN_TONES[rng.integers(len(SKIN_TONES))], rng, 12)
+
+
+def fingers(size: int, rng: np.random.Generator) -> Layer:
+    """Two to four fingers from a side or the bottom, lying over an eye, the nose, the mouth or a cheek: slightly
+    bent, each with a lighter nail at its tip and shaded edges."""
+    tone = _skin(rng)
+    tip = FACE_TARGETS[rng.integers(len(FACE_TARGETS))] + rng.normal(0.0, 0.03, 2)
+    entry = rng.integers(3)  # 0 left, 1 right, 2 bottom
+    start = {0: (-0.05, tip[1] + rng.uniform(0.05, 0.35)), 1: (1.05, tip[1] + rng.uniform(0.05, 0.35)),
+             2: (tip[0] + rng.uniform(-0.3, 0.3), 1.05)}[int(entry)]
+    along = (tip - np.asarray(start)) / max(np.linalg.norm(tip - np.asarray(start)), 1e-6)
+    across = np.array([-along[1], along[0]])
+    width = rng.uniform(0.04, 0.065)
+    parts, body, nails = _Parts(size), _blank(size), _blank(size)
+    count = int(rng.integers(2, 5))
+    for k in range(count):
+        offset = (k - (count - 1) / 2) * width * 1.05
+        end = tip + offset * across - abs(offset) * 0.8 * along + rng.normal(0.0, 0.01, 2)
+        base = np.asarray(start) + offset * across
+        bend = 0.5 * (base + end) + rng.uniform(-0.04, 0.04) * across
+        stroke(body, bezier(base, bend, end), 255, width, size)
+        nail = end - 0.45 * width * along
+        _ellipse(nails, nail, (0.3 * width, 0.42 * width), float(np.rad2deg(np.arctan2(along[1], along[0]))) + 90,
+                 255, size)
+    parts.add(body, tone * edge_shade(body, size, depth=0.35, width=0.01)[..., None])
+    parts.add(nails, np.clip(tone * 1.12 + 12, 0, 255), opacity=0.8)
+    return parts.layer()
+
+
+SLEEVE_COLORS = ((30, 30, 34), (200, 200, 204), (40, 60, 110), (120, 30, 40), (70, 90, 60), (150, 120, 90))
+
+
+def forearm(size: int, rng: np.random.Generator) -> Layer:
+    """A forearm from below, across the mouth and chin or up to a cheek, ending in a rounded fist; a sleeve now and
+    then. Shaded like a cylinder along its length."""
+    tone = _skin(rng)
+    end = np.array([rng.uniform(0.25, 0.75), rng.uniform(0.55, 0.85)])
+    start = np.array([end[0] + rng.uniform(-0.5, 0.5), 1.15])
+    degrees = float(np.rad2deg(np.arctan2(end[1] - start[1], end[0] - start[0]))) - 90.0  # frame: v along the arm
+    half = rng.uniform(0.07, 0.11)
+    parts, arm = _Parts(size), _blank(size)
+    stroke(arm, np.array([start, end]), 255, 2 * half, size)
+    _ellipse(arm, end, (half * 1.1, half * 1.2), degrees, 255, size)  # the fist
+    u, _ = _local(size, end, degrees)
+    parts.add(arm, tone * _cylinder(u, half * 1.2, light=rng.uniform(-0.5, 0.5), gloss=0.06)[..., None])
+    if rng.random() < 0.5:
+        sleeve = _blank(size)
+        cuff = end + (start - end) * rng.uniform(0.45, 0.75)
+        stroke(sleeve, np.array([start, cuff]), 255, 2 * half * 1.25, size)
+        parts.add(sleeve, _pick(SLEEVE_COLORS, rng, 14) * _cylinder(u, half * 1.4, gloss=0.04)[..., None])
+    return parts.layer()
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # the registry and the split
 
 OCCLUDER_KINDS: dict[str, OccluderFn] = {
@@ -787,6 +852,8 @@ OCCLUDER_KINDS: dict[str, OccluderFn] = {
     "texture_patch": texture_patch,
     "cap": cap,
     "leaves": leaves,
+    "fingers": fingers,
+    "forearm": forearm,
     "cup": cup,
     "hair_strands": hair_strands,
     "text_bar": text_bar,
@@ -796,7 +863,8 @@ OCCLUDER_KINDS: dict[str, OccluderFn] = {
 }
 
 # The estimator learns from these only.
-TRAINING_KINDS: tuple[str, ...] = ("scarf", "microphone", "phone", "texture_patch", "cap", "leaves")
+TRAINING_KINDS: tuple[str, ...] = ("scarf", "microphone", "phone", "texture_patch", "cap", "leaves", "fingers",
+                                   "forearm")
 # Never trained on, to measure generalisation to occluders nobody drew. cup, hair_strands and text_bar are new in
 # shape, material and place (a rigid object with a handle over the mouth; thin, partly transparent strands over an
 # eye; a flat synthetic bar with text, at any height). glasses_frames and second_hand are variants of the protocol's

@@ -133,11 +133,43 @@ def plot_probe_curve(curve: dict[str, Any], out_png: str | Path, title: str = "M
     return _save(fig, out_png)
 
 
+MASK_SOURCE_STYLE = {"given": "tab:green", "learnt": "tab:blue", "colour": "tab:orange", "none": "tab:gray"}
+
+
+def plot_unknown_occlusion(results: dict[str, Any], out_png: str | Path) -> Path | None:
+    """Mean F1 per condition of each method that takes a mask, one bar per mask source (given, estimated, none),
+    the references dashed: what a user without masks keeps."""
+    axis = results.get("unknown_occlusion")
+    if not axis:
+        return None
+    by_source = {"given": results["results"], **axis["results"]}
+    methods = list(next(iter(axis["results"].values())))
+    conditions = list(next(iter(results["results"].values())))
+    fig, axes = plt.subplots(len(methods), 1, figsize=(max(8.0, 0.62 * len(conditions) + 2), 2.6 * len(methods)),
+                             squeeze=False, sharex=True, layout="constrained")
+    width = 0.8 / len(by_source)
+    x = np.arange(len(conditions))
+    for ax, method in zip(axes[:, 0], methods):
+        for i, (source, by_method) in enumerate(by_source.items()):
+            values = [100 * by_method[method][c]["f1_mean"] for c in conditions]
+            ax.bar(x + (i - (len(by_source) - 1) / 2) * width, values, width, label=f"mask: {source}",
+                   color=MASK_SOURCE_STYLE.get(source, None))
+        _reference_lines(ax, results)
+        ax.set_title(method, fontsize=9)
+        ax.set_ylabel("mean F1 (%)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xticks(x, conditions, rotation=45, ha="right", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{results['dataset']}: F1 with the occlusion mask given, estimated, or not given", fontsize=10)
+    return _save(fig, out_png)
+
+
 def plot_all(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     made = [plot_patch_curve(results, out_dir / "f1_vs_patch_ratio.png"),
             plot_block_heatmaps(results, out_dir / "per_au_block_heatmaps.png"),
-            plot_timings(results, out_dir / "inference_time.png")]
+            plot_timings(results, out_dir / "inference_time.png"),
+            plot_unknown_occlusion(results, out_dir / "f1_without_mask.png")]
     return [p for p in made if p is not None]
 
 

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from occau.aus import au_name
 from occau.evaluation.references import REFERENCE_LABELS
 from occau.reports.claims import claims_markdown
@@ -73,6 +75,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines += _table(["method", "ms / face", "condition", "batch", "threads", "device"],
                         [[m, f"{t[m]['ms_per_face']:.2f}", t[m]["condition"], str(t[m]["batch_size"]),
                           str(t[m]["threads"]), t[m]["device"]] for m in methods if m in t])
+    lines += unknown_occlusion_markdown(results)
     headline = [c for c in HEADLINE_CONDITIONS if c in conditions]
     for condition in headline:
         lines += ["", f"## {condition}: F1 (%) per AU, mean over folds", ""]
@@ -90,6 +93,39 @@ def results_markdown(results: dict[str, Any]) -> str:
         lines += ["", f"### {condition}", ""]
         lines += _per_au_table(results, condition, fold_column=len(results["folds"]) > 1, with_references=not headline)
     return "\n".join(lines) + "\n"
+
+
+def unknown_occlusion_markdown(results: dict[str, Any]) -> list[str]:
+    """The unknown-occlusion axis: F1 of every method that takes a mask, with the mask given (the protocol's) and
+    estimated from the picture, then how well each estimate found the covered tokens. [] when it was not run."""
+    axis = results.get("unknown_occlusion")
+    if not axis:
+        return []
+    by_source = {"given": results["results"], **axis["results"]}
+    methods = list(next(iter(axis["results"].values())))
+    conditions = list(next(iter(results["results"].values())))
+    rows = [[m, source] + [_pct(by_source[source][m][c]["f1_mean"]) for c in conditions]
+            + [_pct(np.mean([by_source[source][m][c]["f1_mean"] for c in conditions]))]
+            for m in methods for source in by_source]
+    lines = ["", "## Without a mask: F1 (%) when nobody marks what is covered", "",
+             "Every figure above tells the methods exactly which tokens are covered (*given*). A user's pictures come "
+             "without that mask, so the methods that take one run again with the mask estimated from the occluded "
+             "picture: *colour* (the colour heuristic), *learnt* (the occlusion estimator: "
+             f"{axis['estimator']}) and *none* (every token seen, occluder included). The teachers read pixels only "
+             "and are the same under every source (table above).", ""]
+    lines += _table(["method", "mask"] + conditions + ["mean"], rows)
+    lines += ["", "How well each estimate found the covered tokens (precision / recall over every test face; "
+              "*clean*: share of tokens wrongly called covered).", ""]
+    tokens = axis["tokens"]
+    lines += _table(["estimate"] + conditions,
+                    [[name] + [_tokens_cell(tokens[name][c], c) for c in conditions] for name in tokens])
+    return lines
+
+
+def _tokens_cell(scores: dict[str, float], condition: str) -> str:
+    if condition == "clean":
+        return f"{100 * scores['false_cover']:.1f} % wrong"
+    return f"{scores['precision']:.2f} / {scores['recall']:.2f}".replace("nan", "-")
 
 
 def _per_au_table(results: dict[str, Any], condition: str, fold_column: bool = False,

@@ -20,7 +20,9 @@ from occau.data.config import DataConfig
 from occau.losses.distill import DISTILLATION_PRESETS, DistillationConfig
 from occau.models.mae import MAE_CONFIGS, MAEConfig
 from occau.models.megraphau.model import MEGRAPHAU_CONFIGS, MEGraphAUConfig
+from occau.models.occlusion_net import OCCLUSION_NET_CONFIGS, OcclusionNetConfig
 from occau.models.student import STUDENT_CONFIGS, StudentConfig
+from occau.occlusion.covered_faces import CoverRecipe
 
 ARCH_KEY = "arch"  # model: {arch: mae_vit_tiny_patch8_64, ...}: a named preset, then the keys given
 
@@ -113,6 +115,14 @@ class StudentLoss:
         return out
 
 
+@dataclass
+class OcclusionLoss(CoverRecipe):
+    """What the occlusion estimator learns from (the faces and occluders of :class:`CoverRecipe`) and how its
+    per-pixel binary cross-entropy weighs covered pixels against bare ones."""
+
+    pos_weight: float = 1.0
+
+
 @dataclass(frozen=True)
 class StageKind:
     """What a stage kind's config holds: its model and loss dataclasses, the checkpoints it may start from
@@ -131,6 +141,8 @@ STAGE_KINDS: dict[str, StageKind] = {
     "teacher": StageKind(MEGraphAUConfig, TeacherLoss, ("backbone", "stage1", "weights"), MEGRAPHAU_CONFIGS),
     # the MAE whose latents the student mines, and the frozen teacher
     "student": StageKind(StudentConfig, StudentLoss, ("mae", "teacher"), STUDENT_CONFIGS),
+    # the estimate of what covers a face (trained from scratch, or continued from an occau estimator)
+    "occlusion": StageKind(OcclusionNetConfig, OcclusionLoss, ("weights",), OCCLUSION_NET_CONFIGS),
 }
 
 
@@ -150,7 +162,7 @@ def model_config(kind: str, values: Any, where: str = "model.") -> Any:
 
 @dataclass
 class StageConfig:
-    """One training run of a stage kind (:data:`STAGE_KINDS`: "mae", "teacher" or "student")."""
+    """One training run of a stage kind (:data:`STAGE_KINDS`: "mae", "teacher", "student" or "occlusion")."""
 
     stage: str = "teacher"
     name: str = ""  # the method's name in results, e.g. "teacher", "teacher_occaug", "student"
@@ -184,14 +196,16 @@ class StageConfig:
 
 
 def packaged_configs() -> list[str]:
-    """Names of the stage configs installed with occau, e.g. ``real/bp4d_student_vitb.yaml``."""
+    """Names of the stage configs installed with occau, e.g. ``real/bp4d_student_vitb.yaml``,
+    ``occlusion/synthfacs_photos.yaml``."""
     root = Path(__file__).resolve().parents[1] / "configs"
-    return sorted(p.relative_to(root).as_posix() for p in root.glob("real/*.yaml"))
+    found = (p for folder in ("real", "occlusion") for p in root.glob(f"{folder}/*.yaml"))
+    return sorted(p.relative_to(root).as_posix() for p in found)
 
 
 def resolve_config_path(path: str | Path) -> Path:
-    """A YAML file, or the name of a packaged config (``real/NAME.yaml``), so commands in the docs need no path to
-    the installed package."""
+    """A YAML file, or the name of a packaged config (``real/NAME.yaml``, ``occlusion/NAME.yaml``), so commands in
+    the docs need no path to the installed package."""
     path = Path(path)
     if path.is_file():
         return path

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from occau.data.config import DataConfig
 from occau.data.datasets import build_face_dataset
 from occau.occlusion import RandomOcclusion
+from occau.occlusion.covered_faces import CoveredFaces, CoverRecipe
 from occau.occlusion.face_tensors import FaceTensors
 
 
@@ -62,15 +63,48 @@ class FaceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.data.seed)
-        return self._loader(self.train_set, self.batch_size, sampler=sampler, drop_last=True)
+        return _loader(self.train_set, self.batch_size, self.data.num_workers, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        return [] if self.val_set is None else self._loader(self.val_set, self.data.eval_batch_size)
+        return [] if self.val_set is None else _loader(self.val_set, self.data.eval_batch_size, self.data.num_workers)
 
-    def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
-        # Workers outlive an epoch (the real-data presets use 8, and respawning them costs seconds every epoch);
-        # augmentation stays a pure function of (seed, epoch, index) through the sampler, so persistence changes no
-        # sample. Pinned memory only where a GPU will read the batch.
-        workers = self.data.num_workers
-        return DataLoader(dataset, batch_size=min(batch_size, len(dataset)), num_workers=workers,
-                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)
+
+class CoveredFacesDataModule(L.LightningDataModule):
+    """The occlusion estimator's loaders: pretraining faces + photographs to train, the fold's validation faces to
+    select, each covered by the recipe (``occau.occlusion.covered_faces``)."""
+
+    def __init__(self, data: DataConfig, recipe: CoverRecipe) -> None:
+        super().__init__()
+        self.data, self.recipe = data, recipe
+        self.batch_size = data.batch_size  # per process; train_stage sets it from the global batch
+
+    def setup(self, stage: str | None = None) -> None:
+        from occau.data.photos import aligned_photo
+
+        recipe = self.recipe
+        photos = [aligned_photo(name, recipe.size) for name in recipe.photos]
+        self.train_set = CoveredFaces(build_face_dataset(self.data, "pretrain"), recipe, photos=photos,
+                                      photo_repeats=recipe.photo_repeats, seed=self.data.seed, train=True)
+        self.val_set = None
+        if self.data.fold != "all":
+            val_faces = build_face_dataset(self.data, "val")
+            keep = np.linspace(0, len(val_faces) - 1, max(1, int(len(val_faces) * self.data.val_faces_fraction)))
+            val_faces = torch.utils.data.Subset(val_faces, np.unique(keep.astype(int)).tolist())
+            val_photos = [aligned_photo(name, recipe.size) for name in recipe.val_photos]
+            self.val_set = CoveredFaces(val_faces, recipe, photos=val_photos, photo_repeats=recipe.val_photo_repeats,
+                                        seed=self.data.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochSampler(len(self.train_set), seed=self.data.seed)
+        return _loader(self.train_set, self.batch_size, self.data.num_workers, sampler=sampler, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return [] if self.val_set is None else _loader(self.val_set, self.data.eval_batch_size, self.data.num_workers)
+
+
+def _loader(dataset: Dataset, batch_size: int, workers: int, **kwargs) -> DataLoader:
+    """Workers outlive an epoch (the real-data presets use 8, and respawning them costs seconds every epoch);
+    augmentation stays a pure function of (seed, epoch, index) through the sampler, so persistence changes no
+    sample. Pinned memory only where a GPU will read the batch."""
+    return DataLoader(dataset, batch_size=min(batch_size, len(dataset)), num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(), **kwargs)

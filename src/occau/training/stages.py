@@ -13,6 +13,7 @@ import lightning as L
 
 from occau.training.config import STAGE_KINDS
 from occau.training.mae_module import MAEModule
+from occau.training.occlusion_module import OcclusionModule
 from occau.training.student_module import StudentModule
 from occau.training.teacher_module import TeacherModule
 
@@ -20,5 +21,6 @@ STAGES: dict[str, type[L.LightningModule]] = {
     "mae": MAEModule,
     "teacher": TeacherModule,
     "student": StudentModule,
+    "occlusion": OcclusionModule,
 }
 assert STAGES.keys() == STAGE_KINDS.keys(), "every stage kind needs a config (STAGE_KINDS) and a module (STAGES)"
