@@ -32,6 +32,7 @@ from occau.occlusion.fills import FILLS
 from occau.occlusion.occluder_kinds import TRAINING_KINDS, paste, random_occluder
 
 GEOMETRIC_CONDITIONS: tuple[str, ...] = tuple(c for c in REGIONS if c != "clean")
+VALIDATION_STREAM = 7  # validation draws come from (seed, index, this): apart from every (seed, epoch, index)
 
 
 @dataclass
@@ -161,7 +162,7 @@ class CoveredFaces(Dataset):
         epoch, index = divmod(int(item), len(self))
         face = self.face(index)
         if not self.train:
-            rng = np.random.default_rng([self.seed, index, 7])
+            rng = np.random.default_rng([self.seed, index, VALIDATION_STREAM])
             image, mask = cover(face, self.recipe, rng)
             return self._tensors(image, mask)
         rng = np.random.default_rng([self.seed, epoch, index])
