@@ -99,13 +99,22 @@ def test_evaluate_cli_reproduces_the_benchmark_numbers(smoke_run, tmp_path):
         "--method", f"teacher=teacher:{fold}/teacher_stage2/teacher.safetensors",
         "--method", f"student=student:{fold}/student/student.safetensors",
         "--method", f"mae_recon_teacher=recon:{out}/mae/mae.safetensors+{fold}/teacher_stage2/teacher.safetensors",
+        "--mask-estimates", "none",
     ])
     assert status == 0
-    again = json.loads((tmp_path / "results.json").read_text())["results"]
-    bench = json.loads((report / "results.json").read_text())["results"]
+    again_all = json.loads((tmp_path / "results.json").read_text())
+    bench_all = json.loads((report / "results.json").read_text())
+    again, bench = again_all["results"], bench_all["results"]
     for method in ("teacher", "student", "mae_recon_teacher"):
         for condition in ("clean", "patch50"):
             assert again[method][condition]["f1_per_au"] == pytest.approx(bench[method][condition]["f1_per_au"])
+    no_mask, bench_no_mask = again_all["unknown_occlusion"]["results"], bench_all["unknown_occlusion"]["results"]
+    assert list(no_mask) == ["none"] and set(no_mask["none"]) == {"student", "mae_recon_teacher"}
+    for method in ("student", "mae_recon_teacher"):
+        assert no_mask["none"][method]["patch50"]["f1_per_au"] == pytest.approx(
+            bench_no_mask["none"][method]["patch50"]["f1_per_au"])
+    assert main(["evaluate", "--method", f"t=teacher:{fold}/teacher_stage2/teacher.safetensors", "--mask-estimates",
+                 "oracle", "--out", str(tmp_path / "bad")]) == 2
     again_refs = json.loads((tmp_path / "results.json").read_text())["references"]
     assert again_refs == json.loads((report / "results.json").read_text())["references"]
 

@@ -187,3 +187,18 @@ def test_shipping_needs_its_own_measurements_and_unseen_kinds(trained: Path, tmp
     with pytest.raises(ValueError, match=r"trained on kinds it is judged on: \['hand'\].*measured another file"):
         ship_occlusion_estimator(cheat, measured, tmp_path / "no.safetensors")
     assert not (tmp_path / "no.safetensors").exists()
+
+
+def test_real_occluders_already_in_a_photo_are_known() -> None:
+    """The cameraman's camera (right of his face in the aligned crop) is left out of the scores; the other photos
+    have no occluder of their own."""
+    from occau.data.photos import PUBLIC_PHOTOS, aligned_photo, covered_in_photo
+
+    box = covered_in_photo("cameraman", 112)
+    assert box.shape == (112, 112) and 0.05 < box.mean() < 0.4
+    assert box[:, 56:].sum() > 4 * box[:, :56].sum()  # on the right half, where the camera is
+    for name in set(PUBLIC_PHOTOS) - {"cameraman"}:
+        assert not covered_in_photo(name, 112).any()
+        assert aligned_photo(name, 112).shape == (112, 112, 3)
+    with pytest.raises(ValueError, match="unknown photo 'mona_lisa'"):
+        aligned_photo("mona_lisa", 112)

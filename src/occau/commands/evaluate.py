@@ -35,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="model arithmetic: fp32, or bf16/fp16 autocast (default fp32, as the committed reports)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mask-estimates", default="",
+                   help="the unknown-occlusion axis: comma-separated estimates (learnt, colour, none) the methods "
+                        "that take a mask are re-run with (default: the given mask only)")
+    p.add_argument("--estimator", default=None,
+                   help="occlusion estimator weights for the learnt estimate (default: the one shipped with occau)")
     p.add_argument("--check-teacher", default=None, metavar="BACKBONE",
                    help="compare the clean F1 of the method named 'teacher' with ME-GraphAU's published per-AU "
                         "numbers for BACKBONE (resnet50, swin_transformer_base); exit 1 outside the tolerance")
@@ -68,8 +73,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"occau evaluate: checkpoint(s) not found: {', '.join(dict.fromkeys(missing))}", file=sys.stderr)
         return 2
     prepared = args.dataset in ("bp4d", "disfa")
-    settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device,
-                          precision=args.precision)
+    try:
+        settings = EvalConfig(stride=args.stride, batch_size=args.batch_size, fill=args.fill, device=args.device,
+                              precision=args.precision, estimator=args.estimator,
+                              mask_estimates=tuple(e for e in args.mask_estimates.split(",") if e))
+    except ValueError as err:
+        print(f"occau evaluate: {err}", file=sys.stderr)
+        return 2
     data = DataConfig(source="prepared" if prepared else "synthfacs", dataset=args.dataset, preset=args.preset,
                       root=args.data if prepared else None, cache_dir=None if prepared else args.data,
                       fold=folds[0], seed=args.seed, patch_size=args.patch_size)
