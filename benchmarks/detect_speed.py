@@ -214,8 +214,10 @@ def rss_mb() -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
-def memory_run(frames: int, size: tuple[int, int], encoder: str, fps: float = 25.0) -> dict:
-    """Stream a synthetic video of ``frames`` frames through ``Detector.detect`` (CSV out) and record RSS."""
+def memory_run(frames: int, size: tuple[int, int], encoder: str, fps: float = 25.0, skip_frames: int = 0) -> dict:
+    """Stream a synthetic video of ``frames`` frames through ``Detector.detect`` (CSV out) and record RSS.
+    ``skip_frames``: process one frame then skip this many (every frame is still decoded), so a long video can be
+    measured whole on a CPU."""
     import cv2
 
     from occau.inference import Detector
@@ -243,14 +245,14 @@ def memory_run(frames: int, size: tuple[int, int], encoder: str, fps: float = 25
         det._run_batch = sampled
         rss_start = rss_mb()[0]
         t0 = time.perf_counter()
-        df = det.detect(video, batch_size=16, out=Path(tmp) / "rows.csv")
+        df = det.detect(video, batch_size=16, out=Path(tmp) / "rows.csv", skip_frames=skip_frames)
         wall = time.perf_counter() - t0
     # What grows with the video's length: the rows kept for the returned DataFrame. Measure one row's cost.
     before = rss_mb()[0]
     rows = [dict(df.iloc[0]) | {"frame": i} for i in range(20000)]
     per_row_kb = (rss_mb()[0] - before) * 1024 / len(rows)
     del rows
-    return {"encoder": encoder, "frames": frames, "faces": len(df), "frame_size": f"{size[0]}x{size[1]}", "fps": fps,
+    return {"encoder": encoder, "frames": frames, "skip_frames": skip_frames, "faces": len(df), "frame_size": f"{size[0]}x{size[1]}", "fps": fps,
                 "wall_s": wall, "rss_after_load_mb": rss_start, "samples": samples, "peak_rss_mb": rss_mb()[1],
                 "per_row_kb": per_row_kb}
 
@@ -346,6 +348,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--e2e-frames", type=int, default=8)
     p.add_argument("--memory-frames", type=int, default=150)
+    p.add_argument("--memory-skip", type=int, default=0,
+                   help="process one frame then skip this many (a 10-minute video: --memory-frames 15000 "
+                        "--memory-skip 24, one face per second processed, every frame decoded)")
     p.add_argument("--memory-encoder", default="vit_b16", choices=ENCODERS)
     p.add_argument("--size", default="640x360", help="frame size for end to end and memory")
     p.add_argument("--memory-only", action="store_true", help="(internal) run only the memory part, print JSON")
@@ -353,7 +358,7 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.split("x"))
     torch.set_num_threads(args.threads)
     if args.memory_only:
-        print(json.dumps(memory_run(args.memory_frames, size, args.memory_encoder)))
+        print(json.dumps(memory_run(args.memory_frames, size, args.memory_encoder, skip_frames=args.memory_skip)))
         return
 
     def log(msg: str) -> None:
@@ -367,6 +372,7 @@ def main() -> None:
     memory = {}
     if args.memory_frames > 0:  # a fresh process, so its peak RSS is the streaming run's alone
         res = subprocess.run([sys.executable, __file__, "--memory-only", "--memory-frames", str(args.memory_frames),
+                              "--memory-skip", str(args.memory_skip),
                               "--memory-encoder", args.memory_encoder, "--size", args.size],
                              capture_output=True, text=True, check=True)
         memory = json.loads(res.stdout.strip().splitlines()[-1])
