@@ -201,6 +201,31 @@ def painted_frame(frame: np.ndarray, condition: str) -> np.ndarray:
 END_TO_END = (("clean", "none"), ("clean", "learnt"), ("clean", "colour"), ("mask", "learnt"), ("hand", "learnt"))
 
 
+def onnx_twin(encoder, student, mae_cfg, st_cfg, log):
+    """A Detector on ONNX Runtime over the same weights (``occau export onnx``), or None without the onnx extra."""
+    from dataclasses import asdict
+
+    from occau.checkpoints.io import save_checkpoint
+    from occau.inference import Detector
+    from occau.inference.onnx_student import MissingExtraError, export_onnx
+
+    folder = Path(tempfile.mkdtemp())
+    state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
+             **{f"student.{k}": v for k, v in student.state_dict().items()}}
+    from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    meta = {"kind": "student", "model": asdict(st_cfg), "encoder": asdict(mae_cfg), "aus": AUS,
+            "input_size": mae_cfg.img_size, "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+            "license": "random weights", "data": {"dataset": "random"}}
+    try:
+        path, diff = export_onnx(save_checkpoint(folder / "student.safetensors", state, meta), folder / "student.onnx")
+    except MissingExtraError as err:
+        log(f"onnx: skipped ({err})")
+        return None
+    log(f"onnx: exported, max |ONNX - PyTorch| {diff:.1e}")
+    return Detector(path, runtime="onnx", device="cpu")
+
+
 def bench_end_to_end(frames: int, batch: int, size: tuple[int, int], log) -> list[dict]:
     """``Detector.detect`` on real frames, clean or with a protocol condition painted on the face: per-stage seconds
     per face, and how many tokens the encoder saw."""
@@ -214,9 +239,13 @@ def bench_end_to_end(frames: int, batch: int, size: tuple[int, int], log) -> lis
     for name in ENCODERS:
         mae_cfg, st_cfg = configs(name)
         torch.manual_seed(0)
-        det = Detector.from_modules(MaskedAutoencoderViT(mae_cfg, decoder=False), LatentStudent(st_cfg),
-                                    {"aus": AUS}, device="cpu")
-        for condition, mode in END_TO_END:
+        encoder, student = MaskedAutoencoderViT(mae_cfg, decoder=False), LatentStudent(st_cfg)
+        runs = [(Detector.from_modules(encoder, student, {"aus": AUS}, device="cpu"), "torch", c, m)
+                for c, m in END_TO_END]
+        onnx_detector = onnx_twin(encoder, student, mae_cfg, st_cfg, log)
+        if onnx_detector is not None:  # the same weights exported, clean, no estimate
+            runs.append((onnx_detector, "onnx", "clean", "none"))
+        for det, runtime, condition, mode in runs:
             frame = pictures[condition]
             det.detect([frame] * min(2, frames), batch_size=batch, occlusion=mode)  # warm-up
             det.times = type(det.times)()
@@ -226,11 +255,12 @@ def bench_end_to_end(frames: int, batch: int, size: tuple[int, int], log) -> lis
             t = det.times.as_dict()
             per_face = {k: 1000 * v / max(1, t["faces"]) for k, v in t.items() if k not in ("frames", "faces")}
             seen = float(df.tokens_visible.mean()) / mae_cfg.num_patches if len(df) else float("nan")
-            rows.append(dict(encoder=name, painted=condition, occlusion_mode=mode, tokens_seen=seen, frames=frames,
+            rows.append(dict(encoder=name, runtime=runtime, painted=condition, occlusion_mode=mode, tokens_seen=seen,
+                             frames=frames,
                              faces=len(df), batch=batch, frame_size=f"{size[0]}x{size[1]}",
                              wall_ms_per_face=1000 * wall / max(1, len(df)), faces_per_s=len(df) / wall,
                              **{f"{k}_ms": v for k, v in per_face.items()}))
-            log(f"end-to-end {name} {condition} occlusion={mode}: {rows[-1]['faces_per_s']:.2f} faces/s, "
+            log(f"end-to-end {name} {runtime} {condition} occlusion={mode}: {rows[-1]['faces_per_s']:.2f} faces/s, "
                 f"{100 * seen:.0f} % of tokens seen, stages (ms/face) "
                 + ", ".join(f"{k}={v:.1f}" for k, v in per_face.items()))
     return rows
@@ -325,10 +355,12 @@ def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> 
                    + f" (target <= 15%: {verdict}).")
     out += ["", ("## End to end (`Detector.detect` on a 640x360 frame with one real face: clean, or a protocol "
             "condition painted on the face and found by the occlusion estimate)"), "",
-            ("| encoder | painted | occlusion mode | tokens seen | faces | faces/s | wall ms/face | decode | detection | "
-             "alignment | occlusion estimate | encoder | head |"), "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            ("| encoder | runtime | painted | occlusion mode | tokens seen | faces | faces/s | wall ms/face | decode | "
+             "detection | alignment | occlusion estimate | encoder | head |"),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in e2e:
-        out.append(f"| {r['encoder']} | {r['painted']} | {r['occlusion_mode']} | {100 * r['tokens_seen']:.0f} % | "
+        out.append(f"| {r['encoder']} | {r['runtime']} | {r['painted']} | {r['occlusion_mode']} | "
+                   f"{100 * r['tokens_seen']:.0f} % | "
                    f"{r['faces']} | {r['faces_per_s']:.2f} | {r['wall_ms_per_face']:.1f} | {r['decode_ms']:.1f} | "
                    f"{r['detection_ms']:.1f} | {r['alignment_ms']:.1f} | {r['occlusion_ms']:.1f} | "
                    f"{r['encoder_ms']:.1f} | {r['head_ms']:.1f} |")
@@ -336,7 +368,7 @@ def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> 
             "to end = decode + detection + alignment of the clean run + the student's encoder + head at that occlusion "
             "(first table, same run):"), ""]
     for r in e2e:
-        if (r["painted"], r["occlusion_mode"]) != ("clean", "none"):
+        if (r["runtime"], r["painted"], r["occlusion_mode"]) != ("torch", "clean", "none"):
             continue
         front = r["decode_ms"] + r["detection_ms"] + r["alignment_ms"]
         for occ in (0.5, 0.75):
