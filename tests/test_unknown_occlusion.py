@@ -86,3 +86,22 @@ def test_token_scores_by_hand():
 def test_unknown_estimate_names_fail_when_the_config_is_read():
     with pytest.raises(ValueError, match="eval.mask_estimates: unknown \\['oracle'\\]"):
         EvalConfig(mask_estimates=("learnt", "oracle"))
+
+
+def test_the_axis_is_left_out_when_no_method_takes_a_mask(tmp_path):
+    """Teachers alone: nothing to re-run, so no 'unknown_occlusion' section (and no empty table or plot)."""
+    from occau.checkpoints.io import save_checkpoint
+    from occau.checkpoints.megraphau import megraphau_meta
+    from occau.data.config import DataConfig
+    from occau.evaluation.evaluate import evaluate_fold
+
+    torch.manual_seed(0)
+    config = MEGraphAUConfig(backbone="resnet18", num_aus=12, stage=2, img_size=64)
+    path = save_checkpoint(tmp_path / "teacher.safetensors", MEGraphAU(config).state_dict(),
+                           megraphau_meta(config) | {"license": "test", "aus": [1, 2, 4, 6, 7, 10, 12, 14, 15, 17,
+                                                                                23, 24]})
+    data = DataConfig(preset="smoke", cache_dir=str(tmp_path / "cache"), patch_size=8)
+    settings = EvalConfig(stride=8, mask_estimates=("none",))
+    fold = evaluate_fold({"teacher": f"teacher:{path}"}, data, ["clean"], settings, log=lambda m: None, timed=False)
+    assert "unknown_occlusion" not in fold
+    assert unknown_occlusion_over_folds({1: fold}, settings) == {}

@@ -62,7 +62,8 @@ def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str]
                   log=print, timed: bool = True) -> dict[str, Any]:
     """Every method (``{name: "KIND:CHECKPOINT"}``) under every condition on the fold ``data.fold``'s test faces, the
     references on the same faces, and (``timed``) the time per face: ``{"fold", "results", "references",
-    "timings"}``. A study times one fold only: the speed of a method does not depend on the fold."""
+    "timings"}``, plus ``"unknown_occlusion": {estimate: results}`` when ``settings.mask_estimates`` names estimates
+    and a method takes a mask. A study times one fold only: the speed of a method does not depend on the fold."""
     device = resolve_device(settings.device)
     methods = load_methods(specs, patch_size=data.patch_size)
     faces = every_nth(build_face_dataset(data, "test"), settings.stride)
@@ -78,7 +79,7 @@ def evaluate_fold(specs: dict[str, str], data: DataConfig, conditions: list[str]
                                precision=settings.precision)
     references = fold_references(build_face_dataset(data, "train"), faces)
     out = {"fold": data.fold, "results": results, "references": references, "timings": timings}
-    if settings.mask_estimates:
+    if settings.mask_estimates and any(group.uses_mask for group in methods.groups):
         out["unknown_occlusion"] = {}
         for name in settings.mask_estimates:
             log(f"fold {data.fold}: the methods that take a mask, with the {name!r} mask estimate")
