@@ -266,3 +266,49 @@ def test_device_audit_every_stage_training_step(bf16_smoke, stage):
         loss = module.training_step(batch, 0)
         loss.backward()
     assert loss.device.type == "cpu" and torch.isfinite(loss)
+
+
+@pytest.fixture(scope="module")
+def occlusion_stage(tmp_path_factory) -> Path:
+    """The occlusion estimator's stage config at smoke size, saved where ``_stage_batch`` reads it."""
+    from occau.training.config import save_config
+
+    out = tmp_path_factory.mktemp("occlusion-stage")
+    config = load_config("occlusion/synthfacs_photos.yaml", [
+        f"data.cache_dir={out / 'cache'}", "data.preset=smoke", "data.batch_size=4", "model.arch=unet_w8",
+        "loss.val_photo_repeats=2", "loss.photo_repeats=2"])
+    (out / "occlusion").mkdir()
+    save_config(config, out / "occlusion" / "config.yaml")
+    return out
+
+
+def test_occlusion_stage_trains_under_fp16_autocast_and_makes_no_tensor_on_a_fixed_device(occlusion_stage):
+    module, batch = _stage_batch(occlusion_stage, "occlusion")
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = module.training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
+    module.zero_grad()
+    with default_device_elsewhere():
+        loss = module.training_step(batch, 0)
+        loss.backward()
+        module.eval()
+        module.validation_step(batch, 0)  # the token threshold grid and counts
+        share = module.model.covered_share(batch["image"], 8)
+    assert loss.device.type == "cpu" and share.device.type == "cpu" and module.val_counts.sum() > 0
+
+
+@pytest.mark.parametrize("precision, atol", [("bf16", 0.05), ("fp16", 0.01)])
+def test_occlusion_estimate_under_autocast_stays_near_fp32(precision, atol):
+    from occau.models.occlusion_net import OcclusionNet, OcclusionNetConfig
+    from occau.runtime import autocast
+
+    torch.manual_seed(0)
+    net = OcclusionNet(OcclusionNetConfig(width=8)).eval()
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        reference = net.covered_share(images, 16)
+        with autocast(torch.device("cpu"), precision):
+            half = net.covered_share(images, 16)
+    assert half.dtype == torch.float32 and (half - reference).abs().max() < atol
