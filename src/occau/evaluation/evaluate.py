@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
@@ -31,6 +30,7 @@ from occau.evaluation.occlusion_estimates import ESTIMATES, TokenEstimate, open_
 from occau.evaluation.references import fold_references
 from occau.metrics import AUF1, token_counts, token_scores
 from occau.occlusion.face_tensors import FaceTensors
+from occau.occlusion.tokens import standard_patch_size
 from occau.runtime import autocast, check_precision, resolve_device
 
 
@@ -174,7 +174,8 @@ def evaluate_conditions(
         for batch in loader:
             images, token_mask = batch["image"].to(device), batch["token_mask"].to(device)
             if estimate is not None:
-                judged = estimate(images, images.shape[-1] // _grid_side(token_mask))  # (B, L)
+                patch = standard_patch_size(images.shape[-1], methods.patch_size)  # the grid FaceTensors used
+                judged = estimate(images, patch)  # (B, L)
                 tally += token_counts(judged.cpu(), token_mask.cpu())
                 token_mask = judged.to(device)
             for group in groups:
@@ -198,14 +199,6 @@ def evaluate_conditions(
     if estimate is not None:
         results[ESTIMATE_KEY] = counts
     return results
-
-
-def _grid_side(token_mask: Tensor) -> int:
-    """G of a (B, G*G) token mask."""
-    side = round(token_mask.shape[1] ** 0.5)
-    if side * side != token_mask.shape[1]:
-        raise ValueError(f"token masks of {token_mask.shape[1]} cells are not a square grid")
-    return side
 
 
 @torch.inference_mode()
