@@ -1,13 +1,7 @@
-"""What the teacher and student Lightning modules share: validation F1 and keeping the best weights.
-
-Model selection uses the validation subjects of the training parts (never the test part). Each module may train
-several models at once (the student ablations share one encoder and teacher pass); every one of them keeps its own
-best-on-validation weights, stored in the Lightning checkpoint so a resumed run keeps them too.
-"""
+"""What the teacher and student Lightning modules share: validation AU F1 per trained model, which decides the
+weights each keeps (``BestWeights``), and the optimiser."""
 
 from __future__ import annotations
-
-import copy
 
 import lightning as L
 import torch
@@ -18,11 +12,9 @@ from occau.data.datasets import build_face_dataset
 from occau.data.statistics import class_weights
 from occau.metrics import AUF1
 from occau.models.outputs import AUOutput
+from occau.training.best_weights import BestWeights
 from occau.training.config import StageConfig
 from occau.training.optim import configure_adamw
-
-BEST_KEY = "occau_best"
-
 
 def training_class_weights(config: StageConfig) -> list[float]:
     """WA weights from the training split's labels (unknown labels excluded), as upstream computes them per fold."""
@@ -31,7 +23,7 @@ def training_class_weights(config: StageConfig) -> list[float]:
     return class_weights(labels, mask).tolist()
 
 
-class AUTrainingModule(L.LightningModule):
+class AUTrainingModule(BestWeights, L.LightningModule):
     """Subclasses define ``trained_models()`` (name -> module) and ``predict_all(batch)`` (name -> AUOutput)."""
 
     decay_1d = True  # ME-GraphAU decays every parameter; MAE-style models override
@@ -43,9 +35,6 @@ class AUTrainingModule(L.LightningModule):
         self.best: dict[str, dict] = {}  # name -> {"f1": float, "epoch": int, "state": state_dict}
         self.val_metrics = nn.ModuleDict()
         self.aus = list(dataset_aus(config.data.dataset))  # what every exported model's outputs are, in order
-
-    def trained_models(self) -> dict[str, nn.Module]:
-        raise NotImplementedError
 
     def stage_callbacks(self, out_dir) -> list[L.Callback]:
         """Callbacks the stage adds to its trainer (none: validation F1 and best weights are built in)."""
@@ -69,25 +58,7 @@ class AUTrainingModule(L.LightningModule):
             f1 = float(metric.compute()["f1_mean"])
             metric.reset()
             self.log(f"val/{name}/f1", f1, prog_bar=True, sync_dist=False)
-            if self.trainer.sanity_checking:
-                continue
-            if name not in self.best or f1 > self.best[name]["f1"]:
-                state = {k: v.detach().cpu().clone() for k, v in self.trained_models()[name].state_dict().items()}
-                self.best[name] = {"f1": f1, "epoch": int(self.current_epoch), "state": state}
-
-    def best_state(self, name: str) -> tuple[dict[str, Tensor], dict]:
-        """Weights with the best validation F1 (the last weights when there was no validation)."""
-        if name in self.best:
-            entry = self.best[name]
-            return entry["state"], {"val_f1": entry["f1"], "epoch": entry["epoch"]}
-        model = self.trained_models()[name]
-        return copy.deepcopy(model.state_dict()), {"val_f1": None, "epoch": int(self.current_epoch)}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[BEST_KEY] = self.best
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.best = checkpoint.get(BEST_KEY, {})
+            self.keep_if_best(name, f1)
 
     # optimisation -------------------------------------------------------------------------------------------
     def configure_optimizers(self):

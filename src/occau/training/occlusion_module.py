@@ -10,7 +10,6 @@ the protocol's at-least-half rule.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import lightning as L
@@ -21,7 +20,7 @@ from torch import Tensor, nn
 from occau.metrics import token_counts, token_scores
 from occau.models.occlusion_net import OcclusionNet
 from occau.occlusion.tokens import standard_patch_size
-from occau.training.au_module import BEST_KEY
+from occau.training.best_weights import BestWeights
 from occau.training.config import StageConfig
 from occau.training.data import CoveredFacesDataModule
 from occau.training.optim import configure_adamw
@@ -29,7 +28,7 @@ from occau.training.optim import configure_adamw
 THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 .. 0.8
 
 
-class OcclusionModule(L.LightningModule):
+class OcclusionModule(BestWeights, L.LightningModule):
     def __init__(self, config: StageConfig) -> None:
         super().__init__()
         self.config = config
@@ -79,31 +78,18 @@ class OcclusionModule(L.LightningModule):
         scores = {**by_threshold[chosen], "threshold": THRESHOLDS[chosen]}
         for key, value in scores.items():
             self.log(f"val/{self.name}/{key}", value, prog_bar=key == "f1")
-        if not self.trainer.sanity_checking and (self.name not in self.best
-                                                  or scores["f1"] > self.best[self.name]["f1"]):
-            state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            self.best[self.name] = {"f1": scores["f1"], "epoch": int(self.current_epoch), "state": state,
-                                    "scores": scores}
+        self.keep_if_best(self.name, scores["f1"], scores=scores)
 
     def configure_optimizers(self):
         return configure_adamw([self.model], self.config.optim, True, self.trainer.estimated_stepping_batches)
 
-    # checkpointing and export ---------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[BEST_KEY] = self.best
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.best = checkpoint.get(BEST_KEY, {})
-
+    # export ---------------------------------------------------------------------------------------------------
     def trained_models(self) -> dict[str, nn.Module]:
         return {self.name: self.model}
 
-    def best_state(self, name: str) -> tuple[dict[str, Tensor], dict]:
-        """The weights with the best validation token F1 (the last ones when there was no validation)."""
-        if name in self.best:
-            entry = self.best[name]
-            return entry["state"], {"val_token": entry["scores"], "epoch": entry["epoch"]}
-        return copy.deepcopy(self.model.state_dict()), {"val_token": None, "epoch": int(self.current_epoch)}
+    def selection(self, entry: dict | None) -> dict:
+        """Token precision, recall, F1 and the threshold chosen with them, on validation."""
+        return {"val_token": None if entry is None else entry["scores"]}
 
     def checkpoint_meta(self, name: str, license: str, out_dir: Path) -> dict:
         """The config with the token threshold chosen on validation with the kept weights."""
