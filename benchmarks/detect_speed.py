@@ -266,6 +266,56 @@ def bench_end_to_end(frames: int, batch: int, size: tuple[int, int], log) -> lis
     return rows
 
 
+# ---------------------------------------------------------------------------------------------- video
+VIDEO_RUNS = ((1, False), (1, True), (5, False), (5, True))  # (detect_every, overlap)
+
+
+def drifting_video(path: Path, frames: int, size: tuple[int, int], fps: float = 25.0) -> Path:
+    """A 640x360-style MJPG video of the astronaut drifting smoothly left and right (a triangle wave, 20 px either
+    way, 80 frames a period), so optical flow can follow her between detections."""
+    import cv2
+
+    base = cv2.cvtColor(astronaut_frame(*size), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for i in range(frames):
+        writer.write(np.roll(base, abs(i % 80 - 40) - 20, axis=1))
+    writer.release()
+    return path
+
+
+def bench_video(frames: int, batch: int, size: tuple[int, int], log) -> list[dict]:
+    """``Detector.detect`` on a video, one face per frame: the detector on every frame or every 5th (optical flow in
+    between), the model inline or in its own thread (``overlap``)."""
+    from occau.inference import Detector
+    from occau.models.mae import MaskedAutoencoderViT
+    from occau.models.student import LatentStudent
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        video = drifting_video(Path(tmp) / "drift.avi", frames, size)
+        for name in ENCODERS:
+            mae_cfg, st_cfg = configs(name)
+            torch.manual_seed(0)
+            det = Detector.from_modules(MaskedAutoencoderViT(mae_cfg, decoder=False), LatentStudent(st_cfg),
+                                        {"aus": AUS}, device="cpu")
+            det.detect([astronaut_frame(*size)] * 2, batch_size=batch)  # warm-up
+            for detect_every, overlap in VIDEO_RUNS:
+                det.times = type(det.times)()
+                t0 = time.perf_counter()
+                df = det.detect(video, batch_size=batch, detect_every=detect_every, overlap=overlap)
+                wall = time.perf_counter() - t0
+                t = det.times.as_dict()
+                per_face = {k: 1000 * v / max(1, t["faces"]) for k, v in t.items() if k not in ("frames", "faces")}
+                rows.append(dict(encoder=name, detect_every=detect_every, overlap=overlap, frames=frames,
+                                 faces=len(df), tracked=int(df.tracked.sum()), batch=batch,
+                                 frame_size=f"{size[0]}x{size[1]}", wall_ms_per_face=1000 * wall / max(1, len(df)),
+                                 faces_per_s=len(df) / wall, **{f"{k}_ms": v for k, v in per_face.items()}))
+                log(f"video {name} detect_every={detect_every} overlap={overlap}: {rows[-1]['faces_per_s']:.2f} "
+                    f"faces/s, {rows[-1]['tracked']} of {len(df)} rows tracked, stages (ms/face) "
+                    + ", ".join(f"{k}={v:.1f}" for k, v in per_face.items()))
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- memory
 def rss_mb() -> tuple[float, float]:
     """(current RSS, peak RSS) of this process in MB, from /proc (Linux)."""
@@ -321,7 +371,7 @@ def memory_run(frames: int, size: tuple[int, int], encoder: str, fps: float = 25
 
 
 # ---------------------------------------------------------------------------------------------- report
-def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> tuple[str, dict]:
+def summarise(models: list[dict], e2e: list[dict], video: list[dict], memory: dict, meta: dict) -> tuple[str, dict]:
     out = ["# `occau detect` speed on CPU", "",
            (f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} thread(s); load average "
            f"{meta['load_before']} before, {meta['load_after']} after (2 cores shared with other jobs: expect noise)."),
@@ -377,6 +427,19 @@ def summarise(models: list[dict], e2e: list[dict], memory: dict, meta: dict) -> 
             total = front + st["ms_per_face"]
             out.append(f"- {r['encoder']} at {100 * occ:.0f}%: {front:.1f} + {st['ms_per_face']:.1f} = {total:.1f} "
                        f"ms/face, {1000 / total:.2f} faces/s (composed, not measured in one detect call)")
+    if video:
+        out += ["", (f"## End to end on a video ({video[0]['frame_size']}, {video[0]['frames']} frames, one face "
+                "drifting; `--detect-every K`: the face detector on every K-th frame, optical flow in between; "
+                "`overlap`: the model in its own thread)"), "",
+                ("| encoder | detect every | overlap | faces | tracked | faces/s | wall ms/face | decode | detection | "
+                 "tracking | alignment | encoder | head |"), "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in video:
+            out.append(f"| {r['encoder']} | {r['detect_every']} | {'on' if r['overlap'] else 'off'} | {r['faces']} | "
+                       f"{r['tracked']} | {r['faces_per_s']:.2f} | {r['wall_ms_per_face']:.1f} | {r['decode_ms']:.1f} | "
+                       f"{r['detection_ms']:.1f} | {r['tracking_ms']:.1f} | {r['alignment_ms']:.1f} | "
+                       f"{r['encoder_ms']:.1f} | {r['head_ms']:.1f} |")
+        out += ["", ("With overlap the stage columns are summed over both threads, so they add up to more than the "
+                "wall time.")]
     if memory:
         per_frame_mb = memory["per_row_kb"] / 1024
         ten_min = int(600 * memory["fps"])
@@ -415,6 +478,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--e2e-frames", type=int, default=8)
+    p.add_argument("--video-frames", type=int, default=200,
+                   help="frames of the drifting-face video timed with --detect-every 1 / 5 and overlap off / on")
     p.add_argument("--memory-frames", type=int, default=150)
     p.add_argument("--memory-skip", type=int, default=0,
                    help="process one frame then skip this many (a 10-minute video: --memory-frames 15000 "
@@ -437,6 +502,7 @@ def main() -> None:
                 "load_before": load_average(), "command": "python " + " ".join(sys.argv)}
     models = bench_models(args.batch, args.repeats, log)
     e2e = bench_end_to_end(args.e2e_frames, args.batch, size, log)
+    video = bench_video(args.video_frames, args.batch, size, log) if args.video_frames > 0 else []
     memory = {}
     if args.memory_frames > 0:  # a fresh process, so its peak RSS is the streaming run's alone
         res = subprocess.run([sys.executable, __file__, "--memory-only", "--memory-frames", str(args.memory_frames),
@@ -446,11 +512,12 @@ def main() -> None:
         memory = json.loads(res.stdout.strip().splitlines()[-1])
         log(f"memory: {json.dumps({k: v for k, v in memory.items() if k != 'samples'})}")
     meta["load_after"] = load_average()
-    text, targets = summarise(models, e2e, memory, meta)
+    text, targets = summarise(models, e2e, video, memory, meta)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "detect_speed.md").write_text(text)
-    (out / "detect_speed.json").write_text(json.dumps({"meta": meta, "models": models, "end_to_end": e2e, "memory": memory,
+    (out / "detect_speed.json").write_text(json.dumps({"meta": meta, "models": models, "end_to_end": e2e, "video": video,
+                                                           "memory": memory,
                                                            "targets": targets}, indent=1))
     print(text)
 

@@ -8,6 +8,7 @@ one: what is checked is the face front end, not the AUs."""
 
 from __future__ import annotations
 
+import threading
 import zlib
 from pathlib import Path
 
@@ -160,6 +161,45 @@ def test_skip_frames_with_detect_every(detector, videos, monkeypatch):
     df, ran = run_counting(detector, videos["smooth"], monkeypatch, skip_frames=2, detect_every=2)
     assert df.frame.tolist() == list(range(0, FRAMES, 3)) and ran == list(range(0, FRAMES, 6))
     assert df.tracked.tolist() == [0, 1] * 5 and (df.face_id == 0).all()
+
+
+def test_overlap_runs_the_model_in_its_own_thread_with_the_same_rows(detector, videos, monkeypatch, tmp_path):
+    """``overlap=True``: the model runs in a second thread while the next frames are detected, and the rows (order,
+    ids, probabilities) and the CSV are those of the inline run. The default on a CPU is inline."""
+    threads: list[str] = []
+    real = detector.predict
+
+    def recording(*args):
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(detector, "predict", recording)
+    inline = detector.detect(videos["jump"], batch_size=4, detect_every=5, out=tmp_path / "inline.csv")
+    assert set(threads) == {threading.main_thread().name}  # the default on a CPU
+    threads.clear()
+    overlapped = detector.detect(videos["jump"], batch_size=4, detect_every=5, overlap=True,
+                                 out=tmp_path / "overlap.csv")
+    assert len(threads) == 8 and threading.main_thread().name not in threads  # 30 faces in batches of 4
+    pd.testing.assert_frame_equal(inline, overlapped)
+    assert (tmp_path / "inline.csv").read_text() == (tmp_path / "overlap.csv").read_text()
+
+
+def test_overlap_keeps_the_rows_written_before_a_model_crash(detector, videos, monkeypatch, tmp_path):
+    """A crash in the model thread reaches the caller, and the batches done before it are in the CSV."""
+    calls = []
+    real = detector.predict
+
+    def crash_on_third(*args):
+        calls.append(1)
+        if len(calls) >= 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(detector, "predict", crash_on_third)
+    out = tmp_path / "res.csv"
+    with pytest.raises(KeyboardInterrupt):
+        detector.detect(videos["smooth"], batch_size=4, overlap=True, out=out)
+    assert pd.read_csv(out).frame.tolist() == list(range(8))
 
 
 def test_flow_thresholds_reject_implausible_head_motion(astronaut):

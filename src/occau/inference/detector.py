@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -360,6 +361,7 @@ class Detector:
         log: Callable[[str], None] | None = None,
         detect_every: int = 1,
         progress: bool = False,
+        overlap: bool | None = None,
     ) -> pd.DataFrame:
         """Rows for every face of every frame of ``inputs`` (files, folders, globs, videos, RGB arrays).
 
@@ -368,7 +370,11 @@ class Detector:
         skip this many. ``overlay_dir``: pictures (``<name>_overlay.png``, ``.mp4`` and ``_aus.png`` for videos).
         ``detect_every``: in videos, run the face detector on every ``detect_every``-th processed frame (and
         wherever the optical flow loses a face) and follow the landmarks by optical flow in between; 1 runs it on
-        every frame. ``progress``: a progress bar on stderr (frames, ETA, faces/s).
+        every frame. ``progress``: a progress bar on stderr (frames, ETA, faces/s). ``overlap``: run the model
+        on one batch in a second thread while the next frames are decoded, detected and aligned (rows keep their
+        order; at most one batch is in flight). ``None`` overlaps when the model runs on a GPU, where the CPU would
+        otherwise wait for it; on a CPU torch already keeps every core busy and overlapping measured no faster
+        (docs/detect.md).
         """
         mode = self.occlusion if occlusion is None else occlusion
         if mode not in OCCLUSION_MODES:
@@ -378,6 +384,8 @@ class Detector:
                              f"{detect_every}, {skip_frames}")
         if isinstance(inputs, (str, Path, np.ndarray)):
             inputs = [inputs]
+        if overlap is None:
+            overlap = self.device.type != "cpu"
         log = log or (lambda msg: None)
         sources, bad = expand_inputs(inputs)
         lookup = MaskLookup(masks, sources)
@@ -410,7 +418,7 @@ class Detector:
                 bar.begin()
                 try:
                     frames = self._run_source(source, lookup.find(source), mode, batch_size, skip_frames,
-                                              overlay_dir, emit, detect_every, bar)
+                                              overlay_dir, emit, detect_every, bar, overlap)
                     log(f"{source.name}: {frames} frame(s), {len(rows) - start} face row(s)")
                 except InputError as err:
                     fail(source.name, getattr(err, "frame", ""), str(err))
@@ -430,24 +438,38 @@ class Detector:
 
     def _run_source(self, source: Source, mask: Path | None, mode: str, batch_size: int, skip_frames: int,
                     overlay_dir: str | Path | None, emit: Callable[[dict[str, Any]], None], detect_every: int = 1,
-                    bar: Progress | None = None) -> int:
+                    bar: Progress | None = None, overlap: bool = True) -> int:
         """Process one input; returns its frame count. Raises ``InputError`` when it yields no face."""
         mode = "mask" if mask is not None else mode
         tracker = FaceTracker(self.max_gap, detect_every=detect_every) if source.kind == "video" else None
         sink = OverlaySink.for_source(source, overlay_dir, self.aus, self.threshold) if overlay_dir else None
         pending: list[tuple[Frame, list[FaceJob]]] = []
         frames = faces = 0
+        model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="occau-model") if overlap else None
+        in_flight: list[Future[None]] = []  # at most one batch: rows stay in order and memory stays bounded
 
-        def flush() -> None:
-            jobs = [j for _, js in pending for j in js]
+        def finish(batch: list[tuple[Frame, list[FaceJob]]]) -> None:
+            jobs = [j for _, js in batch for j in js]
             if jobs:
                 self._run_batch(jobs, batch_size)
-            for frame, js in pending:
+            for frame, js in batch:
                 for j in js:
                     emit(j.row)
                 if sink is not None:
                     sink.add(frame, js)
+
+        def wait() -> None:
+            while in_flight:
+                in_flight.pop().result()  # re-raises the model thread's error here
+
+        def flush() -> None:
+            batch = pending.copy()
             pending.clear()
+            wait()
+            if model_thread is None:
+                finish(batch)
+            else:
+                in_flight.append(model_thread.submit(finish, batch))
 
         try:
             stream = iter_frames(source, skip_frames, mask, self.max_pixels)
@@ -469,9 +491,14 @@ class Detector:
                 if sum(len(js) for _, js in pending) >= batch_size:
                     flush()
         finally:
-            flush()  # whatever was read before an error is still written
-            if sink is not None:
-                sink.close()
+            try:
+                flush()  # whatever was read before an error is still written
+                wait()
+            finally:
+                if model_thread is not None:
+                    model_thread.shutdown()
+                if sink is not None:
+                    sink.close()
         if faces == 0:
             raise InputError(f"{source.name}: no face found in {frames} frame(s)")
         return frames
