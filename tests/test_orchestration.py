@@ -11,6 +11,7 @@ import pytest
 import occau.benchmark as benchmark
 from occau.benchmark import load_bench_config, stage_config, stage_plan
 from occau.config import from_dict
+from occau.data.synthfacs.dataset import PRESETS
 from occau.evaluation.methods import METHOD_KINDS, load_methods, parse_spec
 from occau.occlusion import CONDITION_GROUPS, CONDITIONS, PATCH_RATIOS
 from occau.reports.plots import heatmap_conditions
@@ -99,6 +100,23 @@ def test_the_study_preset_is_quick_plus_the_ablations_and_the_fair_controls() ->
     assert list(control.loss.variants) == ["student_random_init"] and list(scratch.loss.variants) == [
         "scratch_vit_linear"]
     assert control.model == student.model and scratch.model.spatial_maps == 65
+
+
+def test_the_full_preset_trains_the_fair_control_for_as_many_steps_as_the_method() -> None:
+    """The full report's ``student_random_init`` is the study's fair control (no layer decay, lr 1e-3, warmup about a
+    fifth of the steps), trained as long as the method, and both about as many steps as the study's 9 quick epochs
+    (an epoch's steps grow with the labelled subjects: full has 96, quick 60)."""
+    full, study = load_bench_config("full"), load_bench_config("study")
+    init = {"mae": "m", "teacher": "t"}
+    student, control = (stage_config(full, s, 1, init) for s in ("student", "student_control"))
+    fair = stage_config(study, "student_control", 1, init)
+    assert control.optim.layer_decay == fair.optim.layer_decay == 1.0 and control.optim.lr == fair.optim.lr == 1e-3
+    assert control.optim.epochs == student.optim.epochs == stage_config(full, "teacher_occaug", 1).optim.epochs == 6
+    subjects = PRESETS["full"].n_subjects / PRESETS["quick"].n_subjects
+    assert abs(6 * subjects - 9) / 9 < 0.1  # ~740 steps both ways
+    assert control.optim.warmup_epochs / control.optim.epochs == pytest.approx(fair.optim.warmup_epochs / 9, abs=0.02)
+    assert control.model == student.model and control.loss.kd == student.loss.kd
+    assert list(control.loss.variants) == ["student_random_init"] and student.optim.layer_decay == 0.75
 
 
 def _fake_fold(monkeypatch, bench, tmp_path: Path) -> tuple[dict, dict]:
