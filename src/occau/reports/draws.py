@@ -144,7 +144,9 @@ def draws_markdown(study: dict[str, Any]) -> str:
              "## Claims: paired differences", "",
              f"Student minus baseline on the same draw, mean over draws with its {study['interval']} "
              "(mean +- t(0.975, n-1) sd / sqrt(n)). **held**: the interval lies above 0; **reversed**: below 0; "
-             "**not shown**: it contains 0. Per-draw differences in draws.json.", "",
+             "**not shown**: it contains 0. Per-draw differences in draws.json. Each interval is for its own claim, "
+             f"with no correction for testing {len(study['claims'])} intervals at once: at 95 % about one in twenty "
+             "misses by chance, so a claim held by a hair is weaker evidence than one held by a wide margin.", "",
              "| claim | over | mean difference | 95 % interval | per draw | verdict |", "|---|---|---|---|---|---|"]
     for c in study["claims"]:
         per_draw = " ".join(f"{100 * d:+.1f}" for d in c["differences"].values())
