@@ -2,7 +2,8 @@
 
 Why a separate small network rather than a head on the MAE encoder: the estimate must run before the encoder (the
 encoder is fed only the tokens judged visible), so a head on the encoder's tokens would cost a second, full encoder
-pass per face, and the issue's budget is 10 ms per face on 2 CPU cores. A U-Net at a fixed working size (112 px) is
+pass per face: 46 ms for ViT-S/16 and 176 ms for ViT-B/16 at 224 px on 2 CPU cores (docs/benchmarks/detect_speed.md),
+against a budget of 10 ms per face. A U-Net at a fixed working size (112 px) is
 a few ms, sees the whole face at its bottom (7 x 7 cells for 112 px), which is the context that tells a scarf from a
 beard, and keeps the edges sharp enough to score each token.
 
