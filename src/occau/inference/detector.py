@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -35,6 +34,7 @@ from occau.data.images import MAX_PIXELS, InputError
 from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from occau.faces.align import similarity_transform, transform_points, warp_face
 from occau.faces.face_detector import FaceDetection, FaceDetector
+from occau.inference.batches import FaceBatches
 from occau.inference.face_job import FaceJob
 from occau.inference.inputs import Frame, MaskLookup, Source, count_frames, expand_inputs, iter_frames
 from occau.data.transforms import to_model_input
@@ -443,34 +443,15 @@ class Detector:
         mode = "mask" if mask is not None else mode
         tracker = FaceTracker(self.max_gap, detect_every=detect_every) if source.kind == "video" else None
         sink = OverlaySink.for_source(source, overlay_dir, self.aus, self.threshold) if overlay_dir else None
-        pending: list[tuple[Frame, list[FaceJob]]] = []
         frames = faces = 0
-        model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="occau-model") if overlap else None
-        in_flight: list[Future[None]] = []  # at most one batch: rows stay in order and memory stays bounded
 
-        def finish(batch: list[tuple[Frame, list[FaceJob]]]) -> None:
-            jobs = [j for _, js in batch for j in js]
-            if jobs:
-                self._run_batch(jobs, batch_size)
-            for frame, js in batch:
-                for j in js:
-                    emit(j.row)
-                if sink is not None:
-                    sink.add(frame, js)
+        def deliver(frame: Frame, jobs: list[FaceJob]) -> None:
+            for job in jobs:
+                emit(job.row)
+            if sink is not None:
+                sink.add(frame, jobs)
 
-        def wait() -> None:
-            while in_flight:
-                in_flight.pop().result()  # re-raises the model thread's error here
-
-        def flush() -> None:
-            batch = pending.copy()
-            pending.clear()
-            wait()
-            if model_thread is None:
-                finish(batch)
-            else:
-                in_flight.append(model_thread.submit(finish, batch))
-
+        batches = FaceBatches(lambda jobs: self._run_batch(jobs, batch_size), deliver, batch_size, overlap)
         try:
             stream = iter_frames(source, skip_frames, mask, self.max_pixels)
             while True:
@@ -482,21 +463,16 @@ class Detector:
                 jobs = [j for f in self._detect_faces(frame, tracker) if (j := self._align(frame, f, mode))]
                 if sink is None:
                     frame.image = frame.mask = None  # only the crops are needed from here on
-                pending.append((frame, jobs))
                 frames, faces = frames + 1, faces + len(jobs)
                 self.times.frames += 1
                 self.times.faces += len(jobs)
                 if bar is not None:
                     bar.frame(len(jobs))
-                if sum(len(js) for _, js in pending) >= batch_size:
-                    flush()
+                batches.add(frame, jobs)
         finally:
             try:
-                flush()  # whatever was read before an error is still written
-                wait()
+                batches.close()  # whatever was read before an error is still written
             finally:
-                if model_thread is not None:
-                    model_thread.shutdown()
                 if sink is not None:
                     sink.close()
         if faces == 0:
