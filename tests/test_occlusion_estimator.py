@@ -104,6 +104,8 @@ def test_recipe_errors_name_the_bad_key() -> None:
         CoverRecipe(photos=("mona_lisa",))
     with pytest.raises(ValueError, match="probabilities"):
         CoverRecipe(clean=1.5)
+    with pytest.raises(ValueError, match="grey are probabilities"):
+        CoverRecipe(grey=-0.1)
     with pytest.raises(ValueError, match=r"\['astronaut'\] are both trained on and validated on"):
         CoverRecipe(photos=("astronaut",), val_photos=("astronaut",))
 
@@ -202,3 +204,14 @@ def test_real_occluders_already_in_a_photo_are_known() -> None:
         assert aligned_photo(name, 112).shape == (112, 112, 3)
     with pytest.raises(ValueError, match="unknown photo 'mona_lisa'"):
         aligned_photo("mona_lisa", 112)
+
+
+def test_camera_turns_a_picture_grey_as_often_as_the_recipe_says() -> None:
+    """``grey`` is the chance of grey scale: 1 -> every picture grey (JPEG may leave a level of chroma), 0 -> none."""
+    from occau.occlusion.covered_faces import camera
+
+    rng = np.random.default_rng(0)
+    colourful = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    spread = [[int(np.ptp(camera(colourful, np.random.default_rng(i), grey=g).astype(int), axis=2).max())
+               for i in range(8)] for g in (1.0, 0.0)]
+    assert max(spread[0]) <= 2 and min(spread[1]) > 20

@@ -52,6 +52,7 @@ class CoverRecipe:
     val_photos: tuple[str, ...] = ("grace_hopper",)
     val_photo_repeats: int = 100  # draws of each validation photo (each covered differently)
     size: int = 112  # every face is resized to this side before it is covered
+    grey: float = 0.1  # chance that a training picture is turned grey scale (old photographs, surveillance video)
 
     def __post_init__(self) -> None:
         from occau.data.photos import PUBLIC_PHOTOS
@@ -66,8 +67,8 @@ class CoverRecipe:
         if set(self.photos) & set(self.val_photos):
             raise ValueError(f"photos {sorted(set(self.photos) & set(self.val_photos))} are both trained on and "
                              "validated on")
-        if not 0 <= self.clean <= 1 or not 0 <= self.pasted <= 1 or not 0 <= self.second <= 1:
-            raise ValueError("clean, pasted and second are probabilities in [0, 1]")
+        if not all(0 <= p <= 1 for p in (self.clean, self.pasted, self.second, self.grey)):
+            raise ValueError("clean, pasted, second and grey are probabilities in [0, 1]")
         if self.pasted > 0 and not self.kinds or self.pasted < 1 and self.clean < 1 and not self.conditions:
             raise ValueError("a recipe that pastes needs kinds, and one that paints regions needs conditions")
 
@@ -85,8 +86,9 @@ def _warp(image: np.ndarray, matrix: np.ndarray, border: int, interpolation: int
     return cv2.warpAffine(image, matrix, (size, size), flags=interpolation, borderMode=border)
 
 
-def camera(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random photometric change of a finished (S, S, 3) uint8 RGB picture (see the module docstring)."""
+def camera(image: np.ndarray, rng: np.random.Generator, grey: float = 0.1) -> np.ndarray:
+    """A random photometric change of a finished (S, S, 3) uint8 RGB picture (see the module docstring); ``grey``:
+    the chance that it becomes grey scale."""
     x = image.astype(np.float32) / 255.0
     hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # H in degrees, S and V in [0, 1]
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-10, 10)) % 360
@@ -95,7 +97,8 @@ def camera(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = (x - x.mean()) * rng.uniform(0.6, 1.4) + x.mean() * rng.uniform(0.6, 1.4)  # contrast, brightness
     x = x * rng.uniform(0.85, 1.15, 3)  # colour cast
     x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.5)  # gamma
-    if rng.random() < 0.1:
+    is_grey = rng.random() < grey
+    if is_grey:
         x = np.repeat(x.mean(axis=2, keepdims=True), 3, axis=2)
     size = x.shape[0]
     if rng.random() < 0.3:
@@ -104,7 +107,8 @@ def camera(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.3, 1.5))
     if rng.random() < 0.3:
-        x = x + rng.normal(0, rng.uniform(2, 10) / 255, x.shape).astype(np.float32)
+        noise = rng.normal(0, rng.uniform(2, 10) / 255, x.shape).astype(np.float32)
+        x = x + (noise.mean(axis=2, keepdims=True) if is_grey else noise)  # a grey camera has grey noise
     out = np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.3:
         quality = int(rng.integers(30, 90))
@@ -174,7 +178,7 @@ class CoveredFaces(Dataset):
         after = _similarity(size, rng, 5, 0.05, 0.03)
         image = _warp(image, after, cv2.BORDER_REFLECT101)
         mask = _warp(mask.astype(np.uint8), after, cv2.BORDER_REFLECT101, cv2.INTER_NEAREST).astype(bool)
-        return self._tensors(camera(image, rng), mask)
+        return self._tensors(camera(image, rng, self.recipe.grey), mask)
 
     @staticmethod
     def _tensors(image: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
