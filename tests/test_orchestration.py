@@ -15,7 +15,8 @@ from occau.data.synthfacs.dataset import PRESETS
 from occau.evaluation.methods import METHOD_KINDS, load_methods, parse_spec
 from occau.occlusion import CONDITION_GROUPS, CONDITIONS, PATCH_RATIOS
 from occau.reports.plots import heatmap_conditions
-from occau.training.config import STAGE_KINDS, StageConfig, load_config
+from occau.training.config import (STAGE_KINDS, RecipeChangedError, StageConfig, load_config, recipe_changes,
+                                   save_config)
 from occau.training.stages import STAGES
 
 
@@ -227,3 +228,49 @@ def test_occau_evaluate_checks_every_folds_checkpoints_first(tmp_path: Path, cap
                  "--out", str(tmp_path / "eval")])
     assert code == 2 and f"{tmp_path}/t2.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()
+
+
+# ------------------------------------------------------------------------------------------------ reuse and resume
+def test_recipe_changes_name_what_trains_differently_and_ignore_where_files_are() -> None:
+    base = load_config(None, ["stage=student", "optim.epochs=2", "init.mae=a.safetensors", "data.cache_dir=x"])
+    moved = load_config(None, ["stage=student", "optim.epochs=2", "init.mae=/elsewhere/a.safetensors",
+                               "data.cache_dir=y", "trainer.devices=4"])
+    longer = load_config(None, ["stage=student", "optim.epochs=6", "optim.layer_decay=1.0", "init.mae=a.safetensors"])
+    assert recipe_changes(base, moved) == []
+    assert recipe_changes(base, longer) == ["optim.epochs: 2 -> 6"]  # layer_decay 1.0 is the default: no change
+
+
+def test_a_stage_trained_with_another_recipe_is_refused_not_reused(monkeypatch, tmp_path: Path) -> None:
+    """A preset edited since a stage was trained (here: more epochs): the benchmark names the folder and the change
+    and stops; the same recipe is reused without training; nothing is deleted."""
+    old = load_config(None, ["stage=teacher", "optim.epochs=2"])
+    folder = tmp_path / "teacher_occaug"
+    folder.mkdir()
+    save_config(old, folder / "config.yaml")
+    (folder / "exported.json").write_text('{"teacher_occaug": "w.safetensors"}')
+    monkeypatch.setattr(benchmark, "train_stage", lambda *a, **k: pytest.fail("a finished stage was trained again"))
+    assert benchmark._trained(folder, old, "t", log=lambda m: None) == {"teacher_occaug": Path("w.safetensors")}
+    new = load_config(None, ["stage=teacher", "optim.epochs=6"])
+    with pytest.raises(RecipeChangedError, match=r"teacher_occaug: trained with another recipe .*optim.epochs: 2 -> 6"):
+        benchmark._trained(folder, new, "t", log=lambda m: None)
+    assert (folder / "exported.json").is_file() and (folder / "config.yaml").is_file()
+
+
+def test_a_fold_is_evaluated_again_only_when_what_it_scores_changed(monkeypatch, tmp_path: Path) -> None:
+    calls = []
+    monkeypatch.setattr(benchmark, "_trained", lambda out_dir, config, *a, **k: {
+        n: out_dir / f"{n}.safetensors" for n in (list(config.loss.distillation()) if config.stage == "student"
+                                                  else [config.name])})
+    monkeypatch.setattr(benchmark, "evaluate_fold", lambda specs, data, conditions, *a, **k: calls.append(
+        list(conditions)) or {"fold": 1, "results": {}, "references": {}, "timings": {}})
+    smoke = load_bench_config("smoke")
+    run = lambda bench: benchmark.run_fold(bench, 1, tmp_path, tmp_path / "mae.safetensors", log=lambda m: None)
+    run(smoke)
+    run(smoke)  # unchanged: reused
+    run(load_bench_config("smoke", ["eval.device=cpu", "eval.batch_size=7"]))  # where it runs: reused
+    assert len(calls) == 1
+    run(load_bench_config("smoke", ["conditions=[clean, patch50]"]))
+    assert calls[-1] == ["clean", "patch50"] and len(calls) == 2
+    (tmp_path / "fold1" / "evaluated_with.json").unlink()  # a fold evaluated before the file existed: reused
+    run(smoke)
+    assert len(calls) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from occau.checkpoints.io import load_checkpoint
-from occau.training.config import load_config, save_config
+from occau.training.config import RecipeChangedError, load_config, save_config
 from occau.training.data import EpochSampler
 from occau.data.datasets import build_face_dataset
 from occau.occlusion.face_tensors import FaceTensors
@@ -116,6 +117,9 @@ def test_resume_after_crash_gives_the_same_weights(tmp_path, cache_dir):
     with pytest.raises(SimulatedKill):
         train_stage(config, tmp_path / "crashed", callbacks=[Crash()])
     assert (tmp_path / "crashed" / "checkpoints" / "last.ckpt").is_file()
+    changed = dataclasses.replace(config, optim=dataclasses.replace(config.optim, lr=config.optim.lr * 10))
+    with pytest.raises(RecipeChangedError, match=r"crashed: trained with another recipe .*optim\.lr"):
+        train_stage(changed, tmp_path / "crashed")  # another recipe would continue this run's checkpoint
     resumed = load_checkpoint(train_stage(config, tmp_path / "crashed")["teacher_stage1"])[0]
     assert straight.keys() == resumed.keys()
     worst = max(float((straight[k].double() - resumed[k].double()).abs().max()) for k in straight)

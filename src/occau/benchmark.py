@@ -30,13 +30,13 @@ import lightning as L
 
 from occau.aus import dataset_aus
 from occau.checkpoints.shipped import SYNTHFACS_MAE, shipped_weights
-from occau.config import apply_overrides, from_dict, read_yaml
+from occau.config import apply_overrides, from_dict, read_yaml, to_dict
 from occau.data.config import DataConfig
 from occau.evaluation.evaluate import EvalConfig, evaluate_fold, results_over_folds
 from occau.evaluation.methods import parse_spec
 from occau.occlusion import CONDITIONS
 from occau.reports.results import write_report
-from occau.training.config import StageConfig, TrainerConfig
+from occau.training.config import StageConfig, TrainerConfig, check_same_recipe
 from occau.training.run import train_stage
 
 MAE_STAGE = "mae"  # the stage that pretrains the MAE (``mae: pretrain``); ``from: {mae: mae}`` names its model
@@ -164,6 +164,7 @@ def _trained(out_dir: Path, config: StageConfig, what: str, log, callbacks: Sequ
     """Train a stage unless its exported weights already exist (resumable benchmark)."""
     done = out_dir / "exported.json"
     if done.is_file():
+        check_same_recipe(out_dir, config)
         log(f"{what}: exported weights found, skipped ({done})")
         return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
     log(f"training {what}")
@@ -176,12 +177,10 @@ def _trained(out_dir: Path, config: StageConfig, what: str, log, callbacks: Sequ
 
 def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log,
              callbacks: Sequence[L.Callback] = ()) -> dict[str, Any]:
-    """Train every per-fold stage, then evaluate all methods on the fold's test part."""
+    """Train every per-fold stage, then evaluate all methods on the fold's test part. A stage already trained with the
+    same recipe is reused (another recipe is refused: ``check_same_recipe``); the evaluation is reused when its
+    methods, conditions and settings are unchanged (``evaluated_with.json``), else run again."""
     fold_dir = out_dir / f"fold{fold}"
-    finished = fold_dir / "fold_results.json"
-    if finished.is_file():
-        log(f"fold {fold}: already evaluated ({finished})")
-        return json.loads(finished.read_text())
     models: dict[str, Path] = {MAE_STAGE: mae_path}  # stage -> its trained model (a stage with one)
     specs: dict[str, str] = {}
     for stage in stage_plan(bench):
@@ -192,9 +191,21 @@ def run_fold(bench: BenchConfig, fold: int, out_dir: Path, mae_path: Path, log,
         if stage.evaluate:
             specs |= {name: f"{METHOD_KIND_OF_STAGE[stage.kind]}:{path}" for name, path in exported.items()}
     specs |= {name: _fill(spec, models, name) for name, spec in bench.methods.items()}
+    finished, settings_file = fold_dir / "fold_results.json", fold_dir / "evaluated_with.json"
+    scoring = {k: v for k, v in to_dict(bench.eval).items() if k not in ("device", "batch_size")}  # not the numbers
+    settings = json.loads(json.dumps({"methods": sorted(specs), "conditions": list(bench.conditions),
+                                      "eval": scoring}))
+    if finished.is_file():
+        # A fold evaluated before this file existed has none: taken as it is.
+        if not settings_file.is_file() or json.loads(settings_file.read_text()) == settings:
+            log(f"fold {fold}: already evaluated ({finished})")
+            return json.loads(finished.read_text())
+        log(f"fold {fold}: methods, conditions or evaluation settings changed since {finished}: evaluating again")
     data = from_dict(DataConfig, {**bench.data, "fold": fold})
     fold_result = evaluate_fold(specs, data, bench.conditions, bench.eval, log, timed=fold == bench.folds[0])
+    fold_dir.mkdir(parents=True, exist_ok=True)  # a preset of methods only trains nothing here
     finished.write_text(json.dumps(fold_result, indent=1))
+    settings_file.write_text(json.dumps(settings, indent=1))
     return fold_result
 
 

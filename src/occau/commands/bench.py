@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from occau.benchmark import load_bench_config, run_benchmark, run_draws
+    from occau.training.config import RecipeChangedError
 
     if args.dataset != "synth" and not args.data:
         print(f"occau bench {args.dataset}: --data DIR (from `occau prepare {args.dataset}`) is required",
@@ -55,10 +56,14 @@ def run(args: argparse.Namespace) -> int:
         minutes, seconds = divmod(int(time.monotonic() - start), 60)
         print(f"[occau {minutes:3d}:{seconds:02d}] {message}", flush=True)
 
-    if args.seeds is None:
-        run_benchmark(benches[seeds[0]], args.out, log=log)
-    else:
-        run_draws(benches, args.out, log=log)
+    try:
+        if args.seeds is None:
+            run_benchmark(benches[seeds[0]], args.out, log=log)
+        else:
+            run_draws(benches, args.out, log=log)
+    except RecipeChangedError as err:
+        print(f"occau bench: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from occau.training.config import load_config
+    from occau.training.config import RecipeChangedError, load_config
     from occau.training.run import train_stage
 
     try:  # the whole config is checked before any training
@@ -26,7 +26,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"occau train: {err}", file=sys.stderr)
         return 2
-    exported = train_stage(config, args.out, resume=not args.no_resume)
+    try:
+        exported = train_stage(config, args.out, resume=not args.no_resume)
+    except RecipeChangedError as err:
+        print(f"occau train: {err}; or --no-resume to train this recipe afresh there", file=sys.stderr)
+        return 2
     for name, path in exported.items():
         print(f"{name}: {path}")
     return 0

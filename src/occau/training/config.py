@@ -228,3 +228,51 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 def save_config(config: StageConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+# Keys that say where files are or which hardware runs a stage, not what it trains: a run may resume with them changed.
+WHERE_NOT_WHAT = ("init", "data.cache_dir", "data.root", "data.num_workers", "trainer.accelerator",
+                  "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.log_every_n_steps",
+                  "trainer.progress_bar")
+
+
+class RecipeChangedError(ValueError):
+    """A folder holds a stage trained with another recipe than the one asked for now."""
+
+
+def recipe_changes(saved: StageConfig, new: StageConfig) -> list[str]:
+    """``"key: old -> new"`` for every setting that differs between two stage configs, leaving out
+    :data:`WHERE_NOT_WHAT`."""
+    old_flat, new_flat = _flatten(to_dict(saved)), _flatten(to_dict(new))
+    keys = [k for k in dict.fromkeys([*old_flat, *new_flat])
+            if not any(k == w or k.startswith(w + ".") for w in WHERE_NOT_WHAT)]
+    return [f"{k}: {old_flat.get(k, '(unset)')} -> {new_flat.get(k, '(unset)')}" for k in keys
+            if old_flat.get(k) != new_flat.get(k)]
+
+
+def check_same_recipe(folder: Path, config: StageConfig) -> None:
+    """Refuse to resume or reuse what ``folder`` holds when its ``config.yaml`` trained another recipe (a preset edited
+    since, another override): its weights would silently stand for the new recipe. Nothing is deleted."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return
+    try:
+        saved = load_config(path)
+    except ValueError as err:
+        raise RecipeChangedError(f"{folder}: its config.yaml no longer reads as a stage config ({err}); use another "
+                                 "output folder, or delete this one to train the stage again") from None
+    changes = recipe_changes(saved, config)
+    if changes:
+        raise RecipeChangedError(f"{folder}: trained with another recipe than the one asked for now ("
+                                 + "; ".join(changes) + "); use another output folder, or delete this one to "
+                                 "train the stage again (nothing was deleted)")
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

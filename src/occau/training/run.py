@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from occau.checkpoints.io import save_checkpoint
 from occau.config import to_dict
-from occau.training.config import StageConfig, save_config
+from occau.training.config import StageConfig, check_same_recipe, save_config
 from occau.training.stages import STAGES
 
 TRAINED_LICENSE = "weights trained by occau; the licence of the training data applies"
@@ -84,6 +84,9 @@ def train_stage(
     """Fit one stage; returns the exported checkpoints by method name."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if resume and last.is_file():
+        check_same_recipe(out_dir, config)  # resuming another recipe's checkpoint would mix two runs
     save_config(config, out_dir / "config.yaml")
     L.seed_everything(config.seed, workers=True, verbose=False)
     module, datamodule = STAGES[config.stage].build(config)
@@ -94,7 +97,6 @@ def train_stage(
         print(f"{config.name or config.stage}: global batch {config.data.batch_size} = {datamodule.batch_size} per "
               f"process x {trainer.world_size} process(es) x {config.trainer.accumulate_grad_batches} accumulation; "
               f"lr {config.optim.lr:g}; precision {trainer.precision}", flush=True)
-    last = out_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume and last.is_file() else None, weights_only=True)
     if not trainer.is_global_zero:
         return {}
