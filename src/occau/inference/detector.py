@@ -6,50 +6,44 @@ landmarks by optical flow in between: ``occau.inference.tracking``) -> align eac
 decide which pixels of the crop are covered (a user mask, the colour estimate, and always the parts of the crop
 outside the picture) -> token mask -> MAE encoder on the visible tokens only -> student head. Faces are batched
 across frames; rows are written to the CSV as soon as their batch is done, so a crash loses only the batch in
-flight. Hours of video need an ETA, so ``progress=True`` shows frames done / total and faces per second on stderr.
-
-The model runs behind one small interface, ``StudentRunner``: ``TorchStudentRunner`` (a student bundle in PyTorch)
-or ``occau.inference.onnx_student.OnnxStudentRunner`` (an exported ``.onnx`` file on ONNX Runtime), chosen once by
-``runtime``; everything else in the detector is the same for both.
+flight (``occau.inference.batches``). ``progress=True`` shows frames done / total, the ETA and faces per second on
+stderr (``occau.inference.progress``). The model runs behind one small interface, ``StudentRunner``
+(``occau.inference.runners``: PyTorch or ONNX Runtime, chosen once by ``runtime``).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from occau.aus import AU_REGIONS, au_name
 from occau.data.images import MAX_PIXELS, InputError
-from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from occau.data.transforms import IMAGENET_MEAN, IMAGENET_STD, to_model_input
+from occau.evaluation.occlusion_estimates import TokenEstimate, open_estimate
 from occau.faces.align import similarity_transform, transform_points, warp_face
 from occau.faces.face_detector import FaceDetection, FaceDetector
 from occau.inference.batches import FaceBatches
 from occau.inference.face_job import FaceJob
-from occau.inference.inputs import Frame, MaskLookup, Source, count_frames, expand_inputs, iter_frames
-from occau.data.transforms import to_model_input
-from occau.evaluation.occlusion_estimates import TokenEstimate, open_estimate
-from occau.occlusion.tokens import pixels_from_token_mask
+from occau.inference.inputs import Frame, MaskLookup, Source, expand_inputs, iter_frames
 from occau.inference.overlay import OverlaySink
+from occau.inference.progress import Progress
+from occau.inference.runners import StudentRunner, TorchStudentRunner, open_runner
 from occau.inference.tracking import FaceTracker, TrackedFace
 from occau.inference.writer import FAILURE_COLUMNS, LazyRowWriter, RowWriter, failures_path, result_columns
 from occau.models.mae import MaskedAutoencoderViT
-from occau.occlusion.tokens import token_mask_from_pixels
-from occau.runtime import autocast, check_precision, resolve_device
+from occau.occlusion.tokens import pixels_from_token_mask, token_mask_from_pixels
 
 OCCLUSION_MODES = ("none", "auto", "learnt", "colour")
 AUTO_ESTIMATE = "learnt"  # what --occlusion auto runs: the estimate that measured best (docs/detect.md)
-RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
@@ -87,120 +81,6 @@ def outside_picture(matrix: np.ndarray, image_shape: tuple[int, int], size: int)
     h, w = image_shape
     inside = (src[:, 0] >= -0.5) & (src[:, 0] <= w - 0.5) & (src[:, 1] >= -0.5) & (src[:, 1] <= h - 0.5)
     return ~inside.reshape(size, size)
-
-
-class Progress:
-    """Frames done / total (with ETA) and faces per second on stderr, for one ``Detector.detect`` call.
-
-    Disabled, it costs nothing and opens no video: the totals are only read (from each video's header) when shown.
-    """
-
-    def __init__(self, sources: Sequence[Source], skip_frames: int, enabled: bool) -> None:
-        self.counts: list[int | None] = [None] * len(sources)  # frames each source should yield
-        if enabled:
-            self.counts = [count_frames(s, skip_frames) for s in sources]
-        total = None if None in self.counts else sum(c for c in self.counts if c is not None)
-        self.bar = tqdm(total=total, desc="occau detect", unit="frame", file=sys.stderr, disable=not enabled,
-                        dynamic_ncols=True)
-        self.enabled, self.faces, self.t0 = enabled, 0, time.perf_counter()
-        self.start = 0  # the bar's count when the current source began
-
-    def begin(self) -> None:
-        self.start = self.bar.n
-
-    def end(self, expected: int | None) -> None:
-        """A source is done: skip the frames it was counted for but did not yield (it failed, or its header
-        promised more), so the ETA stays right."""
-        if self.enabled and expected is not None and self.bar.n - self.start < expected:
-            self.bar.update(expected - (self.bar.n - self.start))
-
-    def frame(self, faces: int) -> None:
-        """One more frame read, detected and aligned, with ``faces`` faces in it."""
-        if not self.enabled:
-            return
-        self.faces += faces
-        rate = self.faces / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.set_postfix_str(f"{rate:.2f} faces/s", refresh=False)
-        self.bar.update(1)
-
-    def wrap(self, log: Callable[[str], None]) -> Callable[[str], None]:
-        """``log`` that clears the bar while it writes, so messages do not land in the middle of it."""
-        if not self.enabled:
-            return log
-
-        def write(msg: str) -> None:
-            with tqdm.external_write_mode(file=sys.stderr):
-                log(msg)
-
-        return write
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-class StudentRunner(Protocol):
-    """Where the model runs: the one thing ``Detector.predict`` needs, so a runtime is a class, not ``if`` branches."""
-
-    meta: dict[str, Any]  # the student bundle's self-description (``aus``, ``normalization``, ...)
-    device: torch.device  # where ``Detector.predict`` puts the normalised batch
-    size: int  # S, the side of the aligned crop
-    patch: int  # p, the side of a patch token
-    num_aus: int  # N
-
-    def run(self, images: torch.Tensor, token_mask: torch.Tensor) -> tuple[np.ndarray, float]:
-        """Normalised images (B, 3, S, S) float32 and token mask (B, L) bool (True = covered) -> (probabilities
-        (B, N) float32, seconds spent in the head). A runtime that cannot tell the head apart returns 0 and the
-        whole call counts as encoder time."""
-        ...
-
-
-class TorchStudentRunner:
-    """A student bundle in PyTorch: ``encode_visible`` on the visible tokens, then the student head."""
-
-    def __init__(self, encoder: MaskedAutoencoderViT, student: torch.nn.Module, meta: dict[str, Any],
-                 device: str = "auto", precision: str = "fp32") -> None:
-        self.precision = check_precision(precision)
-        self.device = resolve_device(device)
-        self.encoder, self.student = encoder.eval().to(self.device), student.eval().to(self.device)
-        self.meta = meta
-        self.size, self.patch = encoder.config.img_size, encoder.config.patch_size
-        self.num_aus = student.config.num_aus
-
-    @classmethod
-    def load(cls, checkpoint: str | Path, device: str = "auto", precision: str = "fp32") -> TorchStudentRunner:
-        from occau.checkpoints.student import load_student
-
-        if Path(checkpoint).suffix == ".onnx":
-            raise ValueError(f"{checkpoint}: an ONNX model; run it with --runtime onnx (runtime='onnx')")
-        encoder, student, meta = load_student(checkpoint)
-        return cls(encoder, student, meta, device, precision)
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def run(self, images: torch.Tensor, token_mask: torch.Tensor) -> tuple[np.ndarray, float]:
-        with autocast(self.device, self.precision):
-            latents = self.encoder.encode_visible(images, token_mask)
-            self._sync()
-            t0 = time.perf_counter()
-            probs = self.student(latents).probs.float()  # (B, N)
-            self._sync()
-        head = time.perf_counter() - t0
-        return probs.cpu().numpy(), head
-
-
-def open_runner(checkpoint: str | Path, runtime: str = "torch", device: str = "auto",
-                precision: str = "fp32") -> StudentRunner:
-    """The runner of ``runtime``: ``torch`` reads a student bundle (.safetensors), ``onnx`` a file written by
-    ``occau export onnx`` (it needs the optional onnxruntime: ``MissingExtraError`` without it)."""
-    if runtime == "torch":
-        return TorchStudentRunner.load(checkpoint, device, precision)
-    if runtime == "onnx":
-        from occau.inference.onnx_student import OnnxStudentRunner
-
-        return OnnxStudentRunner(checkpoint, device=device, precision=precision)
-    raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
 
 
 class Detector:

@@ -177,7 +177,7 @@ def _max_difference(reference: EncoderStudent, path: Path, images: Tensor, token
 
 # ---------------------------------------------------------------------------------------------------- the runner
 class OnnxStudentRunner:
-    """A ``StudentRunner`` (``occau.inference.detector``) over an exported student, on ONNX Runtime's CPU provider.
+    """A ``StudentRunner`` (``occau.inference.runners``) over an exported student, on ONNX Runtime's CPU provider.
 
     Encoder and head are one graph, so ``run`` reports no head time: ``Detector.times.encoder`` holds both.
     ``threads``: intra-op threads, by default torch's (``occau detect --threads`` sets both).
