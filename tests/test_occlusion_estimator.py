@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,23 @@ def test_occlusion_stage_trains_exports_and_loads(trained: Path, tmp_path: Path)
         load_occlusion_net(ROOT / "src" / "occau" / "weights" / "synthfacs_mae_vit_tiny_patch8_64.safetensors")
 
 
+def test_recipe_experiment_script_scores_a_variant_on_the_selection_faces_only(trained: Path, tmp_path: Path) -> None:
+    """benchmarks/occlusion_recipe.py on the smoke-trained run (reused, not retrained): one table row with its own
+    validation score, and scores on Grace Hopper and SynthFACS, never on the cameraman that measures the result."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from occlusion_recipe import main
+    finally:
+        sys.path.pop(0)
+    main(["--variants", "run=model.arch=unet_w8", "--out", str(trained.parent.parent), "--results", str(tmp_path),
+          "--synth", "1", "--draws", "1", "--threads", "1"])
+    row = json.loads((tmp_path / "occlusion_recipe.jsonl").read_text())
+    selection = json.loads((trained.parent / "selection.json").read_text())["occlusion"]
+    assert row["val"]["f1"] == selection["val_token"]["f1"] and set(row["scores"]) == {"grace_hopper", "synth"}
+    assert set(row["scores"]["synth"]) == {"clean", "mask", "sunglasses", "hand"}
+    assert "| run | `model.arch=unet_w8` |" in (tmp_path / "occlusion_recipe.md").read_text()
+
+
 def test_benchmark_measure_scores_any_estimate(trained: Path) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
@@ -167,7 +185,6 @@ def test_benchmark_measure_scores_any_estimate(trained: Path) -> None:
 
 def test_shipping_needs_its_own_measurements_and_unseen_kinds(trained: Path, tmp_path: Path) -> None:
     import hashlib
-    import json
 
     from occau.checkpoints.io import save_checkpoint
     from occau.checkpoints.shipped import ESTIMATOR_LICENSE, ship_occlusion_estimator
