@@ -6,9 +6,10 @@
 It runs the smoke-sized SynthFACS benchmark with every stage on the device at ``trainer.precision`` (default ``auto``,
 which is what every real-data preset uses: bf16-mixed where the GPU supports it), evaluates every registered method
 there (fp32 and the training precision's autocast), then ``occau detect`` on a short video made from scikit-image's
-astronaut photograph with the smoke student, in fp32 and bf16. ``OUT/gpu_check.json`` holds per-stage wall time and
-peak memory (GPU: ``torch.cuda.max_memory_allocated``; CPU: the process's peak RSS so far), the detector's faces per
-second, and the largest fp32-vs-bf16 difference of any AU probability. It exits 1 if any step fails, after writing
+astronaut photograph with the smoke student, in fp32 (the model inline, then in its own thread: ``--overlap``) and
+bf16. ``OUT/gpu_check.json`` holds per-stage wall time and peak memory (GPU: ``torch.cuda.max_memory_allocated``;
+CPU: the process's peak RSS so far), the detector's faces per second each way, and the largest fp32-vs-bf16
+difference of any AU probability. It exits 1 if any step fails, after writing
 what finished. A modern GPU finishes in well under 5 minutes; most of it is making the SynthFACS smoke faces.
 """
 
@@ -77,22 +78,27 @@ def moving_face_video(path: Path, frames: int = 24, size: int = 256) -> Path:
 
 
 def check_detect(student: Path, video: Path, device: torch.device) -> dict:
-    """``occau detect`` on the video with the smoke student in fp32 and bf16: speed, memory, agreement."""
+    """``occau detect`` on the video with the smoke student: fp32 with the model inline and in its own thread
+    (``--overlap``: off by default on a CPU, on by default on a GPU, measured here on this machine), and bf16:
+    speed, memory, agreement."""
     from occau.inference import Detector
 
     runs, probs = {}, {}
-    for precision in ("fp32", "bf16"):
+    for name, precision, overlap in (("fp32", "fp32", False), ("fp32_overlap", "fp32", True),
+                                     ("bf16", "bf16", None)):
         detector = Detector(student, device=str(device), precision=precision)
         reset_peak(device)
         start = time.perf_counter()
-        df = detector.detect(video, batch_size=8)
+        df = detector.detect(video, batch_size=8, overlap=overlap)
         seconds = time.perf_counter() - start
         columns = [c for c in df.columns if c.startswith("AU") and c[2:].isdigit()]
-        probs[precision] = df[columns].to_numpy(float)
-        runs[precision] = {"rows": len(df), "seconds": round(seconds, 3), "faces_per_s": round(len(df) / seconds, 1),
-                           "peak_memory_mb": round(peak_memory_mb(device), 1)}
-    if probs["fp32"].shape != probs["bf16"].shape or not len(probs["fp32"]):
-        raise RuntimeError(f"detect: fp32 gave {probs['fp32'].shape} rows x AUs, bf16 {probs['bf16'].shape}")
+        probs[name] = df[columns].to_numpy(float)
+        runs[name] = {"rows": len(df), "seconds": round(seconds, 3), "faces_per_s": round(len(df) / seconds, 1),
+                      "peak_memory_mb": round(peak_memory_mb(device), 1)}
+    if len({p.shape for p in probs.values()}) != 1 or not len(probs["fp32"]):
+        raise RuntimeError(f"detect: rows x AUs differ between runs: { {k: p.shape for k, p in probs.items()} }")
+    if not np.array_equal(probs["fp32"], probs["fp32_overlap"]):
+        raise RuntimeError("detect: the model in its own thread gave other probabilities than inline")
     runs["max_abs_prob_diff_bf16_vs_fp32"] = float(np.abs(probs["bf16"] - probs["fp32"]).max())
     return runs
 
