@@ -125,8 +125,11 @@ def test_benchmark_resumes_without_retraining(smoke_run):
     start = time.perf_counter()
     run_benchmark(load_bench_config("smoke"), out, log=lambda message: None)
     assert time.perf_counter() - start < first_time / 3
-    after = json.loads((report / "results.json").read_text())
-    assert after["results"] == json.loads(before)["results"]
+    after, first = json.loads((report / "results.json").read_text()), json.loads(before)
+    assert after["results"] == first["results"]
+    # the report's time is what the results cost over every invocation, not the seconds of the resuming one
+    assert after["invocations"] == first["invocations"] + 1
+    assert after["wall_time_s"] >= first["wall_time_s"]
 
 
 def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_path):

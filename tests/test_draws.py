@@ -8,7 +8,7 @@ import math
 import pytest
 
 from occau.cli import main as cli
-from occau.reports.draws import paired_interval, results_over_draws
+from occau.reports.draws import draws_markdown, paired_interval, results_over_draws
 
 T_975 = {2: 4.302653, 4: 2.776445}  # Student's t quantiles (tables): t(0.975, df)
 
@@ -55,6 +55,16 @@ def test_claims_are_paired_per_draw():
     assert study["spread"]["student"]["patch50"]["mean"] == pytest.approx(0.60)
     assert study["spread"]["student"]["patch50"]["std"] == pytest.approx(0.10)
     assert not any(c["baseline"] == "student_node_kd" for c in study["claims"])  # absent methods are skipped
+
+
+def test_wall_time_per_draw_counts_only_recorded_invocations():
+    """A draw whose results.json predates run_times.json holds the seconds of its last (maybe resuming) invocation
+    only: the report says it was not recorded instead of quoting it."""
+    per_draw = {0: _results(0.50, 0.49, 0.55, 0.45), 1: _results(0.60, 0.59, 0.65, 0.45)}
+    per_draw[0].update(wall_time_s=3000.0, invocations=2)
+    per_draw[1].update(wall_time_s=0.1)
+    markdown = draws_markdown(results_over_draws(per_draw))
+    assert "draw 0 50 min." in markdown and "not recorded for draw(s) 1:" in markdown
 
 
 def test_study_command_on_the_smoke_preset_with_two_draws(tmp_path):

@@ -260,11 +260,30 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print, callbacks:
                 for fold in bench.folds}
     data = from_dict(DataConfig, {**bench.data, "fold": bench.folds[0]})
     results = results_over_folds(per_fold, data, bench.conditions, bench.eval, preset=bench.name)
-    results["wall_time_s"] = round(time.perf_counter() - start, 1)
+    this_run = time.perf_counter() - start
+    invocations = _record_run_time(out_dir, this_run, log)
+    results["wall_time_s"] = round(sum(invocations), 1)
+    results["invocations"] = len(invocations)
     report = out_dir / "report"
     write_report(results, report)
-    log(f"benchmark {bench.name} finished in {results['wall_time_s']:.0f} s; report: {report / 'results.md'}")
+    log(f"benchmark {bench.name} finished in {this_run:.0f} s ({results['wall_time_s']:.0f} s over "
+        f"{len(invocations)} invocation(s) of this folder); report: {report / 'results.md'}")
     return report
+
+
+def _record_run_time(out_dir: Path, seconds: float, log) -> list[float]:
+    """Append one invocation's wall time to ``OUT/run_times.json`` and return them all: a resumed run's report gives
+    the time its results cost over every invocation (pauses included), not the seconds of the last, resuming one."""
+    path = out_dir / "run_times.json"
+    invocations = []
+    if path.is_file():
+        try:
+            invocations = [float(t) for t in json.loads(path.read_text())["invocations_s"]]
+        except (ValueError, KeyError, TypeError) as error:
+            log(f"{path}: not a list of run times ({error!r}); counting from this invocation on")
+    invocations.append(round(seconds, 1))
+    path.write_text(json.dumps({"invocations_s": invocations}, indent=1))
+    return invocations
 
 
 def run_draws(benches: Mapping[int, BenchConfig], out_dir: str | Path, log=print,

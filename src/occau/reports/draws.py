@@ -114,7 +114,8 @@ def results_over_draws(per_draw: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return {"dataset": first["dataset"], "preset": first.get("preset"), "seeds": seeds, "conditions": conditions,
             "interval": f"{int(100 * CONFIDENCE)} % {INTERVAL}-interval over draws of paired differences",
             "spread": spread, "claims": claims,
-            "wall_time_s": {str(s): per_draw[s].get("wall_time_s") for s in seeds}}
+            "wall_time_s": {str(s): per_draw[s].get("wall_time_s") if "invocations" in per_draw[s] else None
+                            for s in seeds}}
 
 
 def _spread(values: dict[int, float]) -> dict[str, Any]:
@@ -159,9 +160,14 @@ def draws_markdown(study: dict[str, Any]) -> str:
         cells = [f"{100 * by_condition[c]['mean']:.1f} ({100 * by_condition[c]['std']:.1f})"
                  if c in by_condition else "-" for c in study["conditions"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    times = [t for t in study["wall_time_s"].values() if t]
+    times = {seed: t for seed, t in study["wall_time_s"].items() if t is not None}
     if times:
-        lines += ["", f"Wall time per draw: {min(times) / 60:.1f} to {max(times) / 60:.1f} min."]
+        per_draw = ", ".join(f"draw {seed} {t / 60:.0f}" for seed, t in times.items())
+        lines += ["", f"Wall time per draw, summed over the invocations that ran it (pauses included): {per_draw} min."]
+    missing = [seed for seed, t in study["wall_time_s"].items() if t is None]
+    if missing:
+        lines += ["", f"Wall time not recorded for draw(s) {', '.join(missing)}: run before occau kept the time of "
+                  "every invocation of a resumed run (run_times.json)."]
     return "\n".join(lines) + "\n"
 
 
