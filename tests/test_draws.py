@@ -8,7 +8,7 @@ import math
 import pytest
 
 from occau.cli import main as cli
-from occau.reports.draws import draws_markdown, paired_interval, results_over_draws
+from occau.reports.draws import draws_markdown, main as draws_main, paired_interval, results_over_draws
 
 T_975 = {2: 4.302653, 4: 2.776445}  # Student's t quantiles (tables): t(0.975, df)
 
@@ -86,3 +86,30 @@ def test_study_command_on_the_smoke_preset_with_two_draws(tmp_path):
     assert "| claim | over | mean difference | 95 % interval |" in (out / "report" / "draws.md").read_text()
     # a different draw is different faces: the two runs do not share their data
     assert (out / "seed0" / "data").is_dir() and (out / "seed1" / "data").is_dir()
+    # the same report from the draws' results.json alone (draws run apart, or run folders lost)
+    files = [str(out / f"seed{seed}" / "report" / "results.json") for seed in (1, 0)]
+    assert draws_main([*files, "--out", str(tmp_path / "combined")]) == 0
+    combined = json.loads((tmp_path / "combined" / "draws.json").read_text())
+    assert combined["claims"] == study["claims"] and combined["spread"] == study["spread"]
+
+
+def test_combining_draws_refuses_what_cannot_be_paired(tmp_path, capsys):
+    def write(name: str, seed, **changes) -> str:
+        results = {**_results(0.5, 0.49, 0.55, 0.45), "seed": seed, **changes}
+        path = tmp_path / name
+        path.write_text(json.dumps(results))
+        return str(path)
+
+    a, b = write("a.json", 0), write("b.json", 1)
+    (tmp_path / "broken.json").write_text("{ not json")
+    cases = {"twice": ([a, write("c.json", 0)], "draw 0 is given twice"),
+             "preset": ([a, write("d.json", 2, preset="full")], "preset 'full', but the first draw's is 'quick'"),
+             "no seed": ([a, write("e.json", None)], "e.json: not a benchmark results.json with a draw's seed"),
+             "unreadable": ([a, str(tmp_path / "broken.json")], "broken.json: not a readable results.json"),
+             "one draw": ([a], "at least 2 draws")}
+    for name, (files, message) in cases.items():
+        assert draws_main([*files, "--out", str(tmp_path / "out")]) == 2, name
+        assert message in capsys.readouterr().err, name
+    assert not (tmp_path / "out").exists()  # nothing written from a refused set
+    assert draws_main([a, b, "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "draws.json").read_text())["seeds"] == [0, 1]

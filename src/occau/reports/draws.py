@@ -198,3 +198,53 @@ def plot_paired_differences(study: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------- combining draws run apart
+def load_draws(paths: list[str | Path]) -> dict[int, dict[str, Any]]:
+    """Per-draw ``results.json`` files (from ``OUT/seed<s>/report/``, run by one study or several) -> ``{seed:
+    results}``, keyed by each file's own ``seed``. Refuses files that cannot be read, lack a seed, repeat one, or
+    belong to another dataset or preset than the first: pairing across those would compare different studies."""
+    per_draw: dict[int, dict[str, Any]] = {}
+    for path in map(Path, paths):
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a readable results.json ({err})") from None
+        seed = results.get("seed") if isinstance(results, dict) else None
+        if not isinstance(seed, int) or "results" not in results:
+            raise ValueError(f"{path}: not a benchmark results.json with a draw's seed")
+        if seed in per_draw:
+            raise ValueError(f"{path}: draw {seed} is given twice")
+        if per_draw:
+            first = next(iter(per_draw.values()))
+            for key in ("dataset", "preset"):
+                if results.get(key) != first.get(key):
+                    raise ValueError(f"{path}: {key} {results.get(key)!r}, but the first draw's is {first.get(key)!r}")
+        per_draw[seed] = results
+    if len(per_draw) < 2:
+        raise ValueError(f"a study needs at least 2 draws for an interval, got {len(per_draw)}")
+    return per_draw
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m occau.reports.draws RESULTS.json ... --out DIR``: one study report from draws run apart (on
+    several machines, or a study resumed after its run folders were lost), the same report ``--seeds`` writes."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m occau.reports.draws", description=main.__doc__)
+    parser.add_argument("results", nargs="+", help="each draw's results.json (OUT/seed<s>/report/results.json)")
+    parser.add_argument("--out", required=True, help="folder for draws.md, draws.json, paired_differences.png")
+    args = parser.parse_args(argv)
+    try:
+        per_draw = load_draws(args.results)
+    except ValueError as err:
+        print(f"occau draws report: {err}", file=sys.stderr)
+        return 2
+    print(write_draws_report(per_draw, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
