@@ -149,3 +149,25 @@ def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_p
     assert [r["experiment"] for r in rows] == ["grid_frozen_fresh_head"] and rows[0]["steps"] == 2
     assert 0 <= rows[0]["val_clean"] <= 100 and rows[0]["all_present"] > 0
     assert "grid_frozen_fresh_head" in (tmp_path / "results" / "student_design.md").read_text()
+
+
+def test_teacher_length_script_records_a_validation_curve_per_epoch(smoke_run, tmp_path):
+    """benchmarks/teacher_length.py, the script whose validation curve chose the teacher's length, on the smoke data:
+    both teacher stages train for the epochs asked, stage 2 starts from stage 1, one F1 per epoch is recorded."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher_length.py"
+    spec = importlib.util.spec_from_file_location("teacher_length", path)
+    length = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(length)
+    out, _, _ = smoke_run
+    length.main(["--bench-dir", str(out), "--preset", "smoke", "--stage1-epochs", "2", "--stage2-epochs", "1",
+                 "--results", str(tmp_path / "results"), "--out", str(tmp_path / "runs")])
+    rows = [json.loads(line) for line in (tmp_path / "results" / "teacher_length.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["epochs"]) for r in rows] == [("teacher_stage1", 2), ("teacher_stage2", 1)]
+    assert [len(r["val_f1_per_epoch"]) for r in rows] == [2, 1]
+    assert all(0 <= f <= 100 for r in rows for f in r["val_f1_per_epoch"])
+    assert all(r["best"] == max(r["val_f1_per_epoch"]) for r in rows)
+    assert rows[1]["init"] == {"stage1": "teacher_stage1_2ep"}
+    assert "teacher_stage2" in (tmp_path / "results" / "teacher_length_runs.md").read_text()
