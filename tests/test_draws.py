@@ -8,7 +8,7 @@ import math
 import pytest
 
 from occau.cli import main as cli
-from occau.reports.draws import draws_markdown, main as draws_main, paired_interval, results_over_draws
+from occau.reports.draws import draws_markdown, paired_interval, results_over_draws
 
 T_975 = {2: 4.302653, 4: 2.776445}  # Student's t quantiles (tables): t(0.975, df)
 
@@ -88,7 +88,7 @@ def test_study_command_on_the_smoke_preset_with_two_draws(tmp_path):
     assert (out / "seed0" / "data").is_dir() and (out / "seed1" / "data").is_dir()
     # the same report from the draws' results.json alone (draws run apart, or run folders lost)
     files = [str(out / f"seed{seed}" / "report" / "results.json") for seed in (1, 0)]
-    assert draws_main([*files, "--out", str(tmp_path / "combined")]) == 0
+    assert cli(["draws", *files, "--out", str(tmp_path / "combined")]) == 0
     combined = json.loads((tmp_path / "combined" / "draws.json").read_text())
     assert combined["claims"] == study["claims"] and combined["spread"] == study["spread"]
 
@@ -108,8 +108,8 @@ def test_combining_draws_refuses_what_cannot_be_paired(tmp_path, capsys):
              "unreadable": ([a, str(tmp_path / "broken.json")], "broken.json: not a readable results.json"),
              "one draw": ([a], "at least 2 draws")}
     for name, (files, message) in cases.items():
-        assert draws_main([*files, "--out", str(tmp_path / "out")]) == 2, name
+        assert cli(["draws", *files, "--out", str(tmp_path / "out")]) == 2, name
         assert message in capsys.readouterr().err, name
     assert not (tmp_path / "out").exists()  # nothing written from a refused set
-    assert draws_main([a, b, "--out", str(tmp_path / "out")]) == 0
+    assert cli(["draws", a, b, "--out", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "draws.json").read_text())["seeds"] == [0, 1]

@@ -225,26 +225,3 @@ def load_draws(paths: list[str | Path]) -> dict[int, dict[str, Any]]:
     if len(per_draw) < 2:
         raise ValueError(f"a study needs at least 2 draws for an interval, got {len(per_draw)}")
     return per_draw
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m occau.reports.draws RESULTS.json ... --out DIR``: one study report from draws run apart (on
-    several machines, or a study resumed after its run folders were lost), the same report ``--seeds`` writes."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m occau.reports.draws", description=main.__doc__)
-    parser.add_argument("results", nargs="+", help="each draw's results.json (OUT/seed<s>/report/results.json)")
-    parser.add_argument("--out", required=True, help="folder for draws.md, draws.json, paired_differences.png")
-    args = parser.parse_args(argv)
-    try:
-        per_draw = load_draws(args.results)
-    except ValueError as err:
-        print(f"occau draws report: {err}", file=sys.stderr)
-        return 2
-    print(write_draws_report(per_draw, args.out))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
