@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from occau.benchmark import load_bench_config, stage_config
+from occau.benchmark import BenchConfig, load_bench_config, stage_config
 from occau.training.run import train_stage
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,12 +36,9 @@ def validation_curve(metrics_csv: Path, name: str) -> list[float]:
     return [round(100 * float(row[column]), 1) for row in sorted(rows, key=lambda r: int(r["epoch"]))]
 
 
-def train_teacher_stage(stage: str, epochs: int, init: dict[str, str], args: argparse.Namespace) -> tuple[Path, dict]:
+def train_teacher_stage(bench: BenchConfig, stage: str, epochs: int, init: dict[str, str], args: argparse.Namespace
+                        ) -> tuple[Path, dict]:
     """Train one of the preset's teacher stages for ``epochs`` epochs; its exported weights and a result row."""
-    overrides = [f"data.seed={args.seed}", f"seed={args.seed}"]
-    bench = load_bench_config(args.preset, overrides)
-    if args.bench_dir is not None:
-        bench.data["cache_dir"] = str(args.bench_dir / "data")
     config = stage_config(bench, stage, args.fold, init=init)
     config = replace(config, optim=replace(config.optim, epochs=epochs),
                      trainer=replace(config.trainer, progress_bar=False))
@@ -82,8 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.results.mkdir(parents=True, exist_ok=True)
     log = args.results / "teacher_length.jsonl"
-    stage1, row1 = train_teacher_stage("teacher_stage1", args.stage1_epochs, {}, args)
-    _, row2 = train_teacher_stage("teacher_stage2", args.stage2_epochs, {"stage1": str(stage1)}, args)
+    bench = load_bench_config(args.preset, [f"data.seed={args.seed}", f"seed={args.seed}"])  # as `occau bench --seed`
+    if args.bench_dir is not None:
+        bench.data["cache_dir"] = str(args.bench_dir / "data")
+    stage1, row1 = train_teacher_stage(bench, "teacher_stage1", args.stage1_epochs, {}, args)
+    _, row2 = train_teacher_stage(bench, "teacher_stage2", args.stage2_epochs, {"stage1": str(stage1)}, args)
     with log.open("a") as f:
         f.writelines(json.dumps(row) + "\n" for row in (row1, row2))
     write_table(log)

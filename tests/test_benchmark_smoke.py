@@ -132,16 +132,22 @@ def test_benchmark_resumes_without_retraining(smoke_run):
     assert after["wall_time_s"] >= first["wall_time_s"]
 
 
-def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_path):
-    """benchmarks/student_design.py, the script whose validation table chose the student, on the smoke run's teacher
-    and render cache for 2 steps: it trains, scores on validation subjects and writes its table."""
+def _benchmark_script(name: str):
+    """A script of benchmarks/ (not a package) imported as a module, so a test can call its ``main``."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "student_design.py"
-    spec = importlib.util.spec_from_file_location("student_design", path)
-    design = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(design)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_path):
+    """benchmarks/student_design.py, the script whose validation table chose the student, on the smoke run's teacher
+    and render cache for 2 steps: it trains, scores on validation subjects and writes its table."""
+    design = _benchmark_script("student_design")
     out, _, _ = smoke_run
     design.main(["--bench-dir", str(out), "--preset", "smoke", "--experiments", "head", "--steps", "2",
                  "--val-stride", "4", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "runs")])
@@ -154,13 +160,7 @@ def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_p
 def test_teacher_length_script_records_a_validation_curve_per_epoch(smoke_run, tmp_path):
     """benchmarks/teacher_length.py, the script whose validation curve chose the teacher's length, on the smoke data:
     both teacher stages train for the epochs asked, stage 2 starts from stage 1, one F1 per epoch is recorded."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher_length.py"
-    spec = importlib.util.spec_from_file_location("teacher_length", path)
-    length = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(length)
+    length = _benchmark_script("teacher_length")
     out, _, _ = smoke_run
     length.main(["--bench-dir", str(out), "--preset", "smoke", "--stage1-epochs", "2", "--stage2-epochs", "1",
                  "--results", str(tmp_path / "results"), "--out", str(tmp_path / "runs")])
