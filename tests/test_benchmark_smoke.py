@@ -154,6 +154,9 @@ def test_student_design_script_runs_an_experiment_at_smoke_size(smoke_run, tmp_p
     rows = [json.loads(line) for line in (tmp_path / "results" / "student_design.jsonl").read_text().splitlines()]
     assert [r["experiment"] for r in rows] == ["grid_frozen_fresh_head"] and rows[0]["steps"] == 2
     assert 0 <= rows[0]["val_clean"] <= 100 and rows[0]["all_present"] > 0
+    # the clean teacher is scored on the same faces (the clean gap's reference), per AU too, but is not a row
+    assert 0 <= rows[0]["teacher_val_clean"] <= 100 and len(rows[0]["teacher_val_clean_per_au"]) == 12
+    assert len(rows[0]["val_patch50_per_au"]) == 12 and [r["student"] for r in rows] == ["student"]
     assert "grid_frozen_fresh_head" in (tmp_path / "results" / "student_design.md").read_text()
 
 
