@@ -113,3 +113,25 @@ def test_combining_draws_refuses_what_cannot_be_paired(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing written from a refused set
     assert cli(["draws", a, b, "--out", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "draws.json").read_text())["seeds"] == [0, 1]
+
+
+def test_clean_gap_per_au_splits_into_clean_deficit_and_occlusion_cost():
+    """Two AUs, two draws, by hand. AU a: the student matches the teacher on clean faces and loses 10 / 20 points
+    to occlusion; AU b: it lacks 4 / 6 points on clean faces and loses nothing to occlusion. The parts add up to the
+    gap draw by draw, and each is a paired interval over draws."""
+    def draw(student_clean, student_occluded, teacher_clean):
+        cell = lambda per_au: {"f1_mean": sum(per_au) / 2, "f1_per_au": per_au}  # noqa: E731
+        return {"dataset": "synth-bp4d", "preset": "study", "aus": [15, 23], "conditions": ["clean", "patch50"],
+                "results": {"student": {"clean": cell(student_clean), "patch50": cell(student_occluded)},
+                            "teacher": {"clean": cell(teacher_clean), "patch50": cell(teacher_clean)}}}
+    per_draw = {0: draw([0.6, 0.50], [0.5, 0.50], [0.6, 0.54]), 1: draw([0.7, 0.64], [0.5, 0.64], [0.7, 0.70])}
+    gap = results_over_draws(per_draw)["clean_gap_per_au"]
+    assert gap["aus"] == [15, 23]
+    assert [iv["mean"] for iv in gap["occlusion_cost"]] == pytest.approx([-0.15, 0.0])
+    assert [iv["mean"] for iv in gap["clean_deficit"]] == pytest.approx([0.0, -0.05])
+    assert [iv["mean"] for iv in gap["gap"]] == pytest.approx([-0.15, -0.05])
+    # AU a's occlusion cost: d = -10, -20 points: mean -15, sd 7.071, half-width t(0.975, 1) * 7.071 / sqrt(2)
+    half = 12.706205 * 0.0707107 / math.sqrt(2)
+    assert (gap["occlusion_cost"][0]["low"], gap["occlusion_cost"][0]["high"]) == pytest.approx(
+        (-0.15 - half, -0.15 + half), abs=1e-6)
+    assert "| 23 | -5.0 [" in draws_markdown(results_over_draws(per_draw))

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from occau.reports.claims import CLAIMS, CONDITION, Comparison, cell
+from occau.evaluation.methods import TEACHER
+from occau.reports.claims import CLAIMS, CONDITION, METHOD, Comparison, cell
 
 CONFIDENCE = 0.95
 INTERVAL = "t"  # what kind of interval ``paired_interval`` gives, as the report names it
@@ -81,6 +82,33 @@ def claim_differences(per_draw: dict[int, dict[str, Any]], comparison: Compariso
     return out
 
 
+def clean_gap_per_au(per_draw: dict[int, dict[str, Any]], method: str = METHOD, teacher: str = TEACHER,
+                     condition: str = CONDITION) -> dict[str, Any] | None:
+    """Where the clean gap sits, per AU: ``method`` under ``condition`` minus ``teacher`` on clean faces, split into
+    what the student lacks on clean faces (``method`` clean - ``teacher`` clean) and what the occlusion costs it
+    (``method`` under ``condition`` - ``method`` clean); the two parts add up to the gap. Each is a mean over draws with
+    its paired t-interval, in F1 [0, 1]. Only the first split says whether a lever can be had without seeing more of
+    the face. None when a draw lacks either method."""
+    per_au: dict[str, list[np.ndarray]] = {"gap": [], "clean_deficit": [], "occlusion_cost": []}
+    try:
+        for results in per_draw.values():
+            student_clean = np.asarray(cell(results, method, "clean")["f1_per_au"])
+            student_occluded = np.asarray(cell(results, method, condition)["f1_per_au"])
+            teacher_clean = np.asarray(cell(results, teacher, "clean")["f1_per_au"])
+            per_au["gap"].append(student_occluded - teacher_clean)
+            per_au["clean_deficit"].append(student_clean - teacher_clean)
+            per_au["occlusion_cost"].append(student_occluded - student_clean)
+    except KeyError:
+        return None
+    parts = {}
+    for part, draws in per_au.items():
+        by_au = np.stack(draws)  # (draws, N)
+        intervals = [paired_interval(list(column)) for column in by_au.T]
+        parts[part] = [{"mean": iv.mean, "low": iv.low, "high": iv.high} for iv in intervals]
+    aus = next(iter(per_draw.values())).get("aus", list(range(len(parts["gap"]))))
+    return {"method": method, "teacher": teacher, "condition": condition, "aus": aus, **parts}
+
+
 def results_over_draws(per_draw: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """``{seed: results.json content}`` -> the study's JSON: spread per method and condition, paired claims."""
     seeds = sorted(per_draw)
@@ -113,7 +141,7 @@ def results_over_draws(per_draw: dict[int, dict[str, Any]]) -> dict[str, Any]:
                            "low": interval.low, "high": interval.high, "n": interval.n, "verdict": interval.verdict})
     return {"dataset": first["dataset"], "preset": first.get("preset"), "seeds": seeds, "conditions": conditions,
             "interval": f"{int(100 * CONFIDENCE)} % {INTERVAL}-interval over draws of paired differences",
-            "spread": spread, "claims": claims,
+            "spread": spread, "claims": claims, "clean_gap_per_au": clean_gap_per_au(per_draw),
             "wall_time_s": {str(s): per_draw[s].get("wall_time_s") if "invocations" in per_draw[s] else None
                             for s in seeds}}
 
@@ -160,6 +188,7 @@ def draws_markdown(study: dict[str, Any]) -> str:
         cells = [f"{100 * by_condition[c]['mean']:.1f} ({100 * by_condition[c]['std']:.1f})"
                  if c in by_condition else "-" for c in study["conditions"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _clean_gap_markdown(study.get("clean_gap_per_au"))
     times = {seed: t for seed, t in study["wall_time_s"].items() if t is not None}
     if times:
         per_draw = ", ".join(f"draw {seed} {t / 60:.0f}" for seed, t in times.items())
@@ -169,6 +198,24 @@ def draws_markdown(study: dict[str, Any]) -> str:
         lines += ["", f"Wall time not recorded for draw(s) {', '.join(missing)}: run before occau kept the time of "
                   "every invocation of a resumed run (run_times.json)."]
     return "\n".join(lines) + "\n"
+
+
+def _clean_gap_markdown(gap: dict[str, Any] | None) -> list[str]:
+    if gap is None:
+        return []
+
+    def fmt(iv: dict[str, float]) -> str:
+        return f"{100 * iv['mean']:+.1f} [{100 * iv['low']:+.1f}, {100 * iv['high']:+.1f}]"
+    lines = ["", "## Where the clean gap sits, per AU", "",
+             f"{gap['method']} under {gap['condition']} minus {gap['teacher']} on clean faces, split into what the "
+             f"student lacks on clean faces ({gap['method']} clean - {gap['teacher']} clean) and what the occlusion "
+             f"costs it ({gap['method']} {gap['condition']} - {gap['method']} clean); the parts add up to the gap. "
+             "Mean over draws [95 % t-interval].", "",
+             "| AU | the gap | clean deficit | occlusion cost |", "|---|---|---|---|"]
+    for i, au in enumerate(gap["aus"]):
+        lines.append(f"| {au} | {fmt(gap['gap'][i])} | {fmt(gap['clean_deficit'][i])} | "
+                     f"{fmt(gap['occlusion_cost'][i])} |")
+    return lines
 
 
 def plot_paired_differences(study: dict[str, Any], path: Path) -> Path:
