@@ -87,8 +87,8 @@ def clean_gap_per_au(per_draw: dict[int, dict[str, Any]], method: str = METHOD, 
     """Where the clean gap sits, per AU: ``method`` under ``condition`` minus ``teacher`` on clean faces, split into
     what the student lacks on clean faces (``method`` clean - ``teacher`` clean) and what the occlusion costs it
     (``method`` under ``condition`` - ``method`` clean); the two parts add up to the gap. Each is a mean over draws with
-    its paired t-interval, in F1 [0, 1]. Only the first split says whether a lever can be had without seeing more of
-    the face. None when a draw lacks either method."""
+    its paired t-interval, in F1 [0, 1]: it tells a student that learnt less than its teacher from evidence the
+    occlusion took away. None when a draw lacks either method."""
     per_au: dict[str, list[np.ndarray]] = {"gap": [], "clean_deficit": [], "occlusion_cost": []}
     try:
         for results in per_draw.values():
