@@ -41,6 +41,16 @@ def test_a_misspelt_key_fails_when_the_preset_is_read_naming_it(override: str, n
         load_bench_config("smoke", [override])
 
 
+def test_a_stage_set_to_null_on_the_command_line_is_dropped_as_in_a_preset() -> None:
+    """``stages.NAME=null`` removes the stage (the study without its scratch ViT), like ``NAME: null`` in YAML; a
+    stage set to anything but a mapping is refused by name."""
+    study = load_bench_config("study")
+    trimmed = load_bench_config("study", ["stages.scratch_vit=null"])
+    assert [s.name for s in stage_plan(trimmed)] == [s.name for s in stage_plan(study) if s.name != "scratch_vit"]
+    with pytest.raises(ValueError, match=re.escape("stages.scratch_vit: expected a mapping")):
+        load_bench_config("study", ["stages.scratch_vit=3"])
+
+
 def test_a_misspelt_key_stops_occau_bench_before_training(tmp_path: Path, capsys) -> None:
     from occau.cli import main
 
