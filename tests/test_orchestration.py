@@ -3,13 +3,15 @@ the registries (stage kinds, method kinds, condition groups) that new baselines 
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 import occau.benchmark as benchmark
-from occau.benchmark import load_bench_config, stage_config, stage_plan
+from occau.benchmark import RunTimes, load_bench_config, stage_config, stage_plan
 from occau.config import from_dict
 from occau.data.synthfacs.dataset import PRESETS
 from occau.evaluation.methods import METHOD_KINDS, load_methods, parse_spec
@@ -284,3 +286,18 @@ def test_a_fold_is_evaluated_again_only_when_what_it_scores_changed(monkeypatch,
     (tmp_path / "fold1" / "evaluated_with.json").unlink()  # a fold evaluated before the file existed: reused
     run(smoke)
     assert len(calls) == 2
+
+
+def test_run_times_keep_a_killed_invocation_up_to_its_last_progress_line(tmp_path: Path) -> None:
+    """An invocation killed mid-run (a session's end) still counts in run_times.json up to its last log line, and the
+    next invocation is appended after it, not over it."""
+    (tmp_path / "run_times.json").write_text(json.dumps({"invocations_s": [100.0]}))
+    lines: list[str] = []
+    killed = RunTimes(tmp_path, log=lines.append)
+    time.sleep(0.15)
+    killed.timed(lines.append)("fold 1: student done")  # ... and the process dies here
+    recorded = json.loads((tmp_path / "run_times.json").read_text())["invocations_s"]
+    assert lines == ["fold 1: student done"]
+    assert recorded[0] == 100.0 and len(recorded) == 2 and recorded[1] >= 0.1
+    resumed = RunTimes(tmp_path, log=lines.append).update()
+    assert resumed[:2] == recorded and len(resumed) == 3

@@ -20,7 +20,7 @@ import copy
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -258,15 +258,16 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print, callbacks:
     """Run everything; returns the report folder. ``callbacks`` join every stage's trainer (e.g. a profiler)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    clock = RunTimes(out_dir, log)
+    log = clock.timed(log)  # every progress line also keeps this invocation's time on disk
     bench.data.setdefault("cache_dir", str(out_dir / "data"))
     log(f"benchmark {bench.name}: output in {out_dir}")
     per_fold = {fold: run_fold(bench, fold, out_dir, _mae_for(bench, fold, out_dir, log, callbacks), log, callbacks)
                 for fold in bench.folds}
     data = from_dict(DataConfig, {**bench.data, "fold": bench.folds[0]})
     results = results_over_folds(per_fold, data, bench.conditions, bench.eval, preset=bench.name)
-    this_run = time.perf_counter() - start
-    invocations = _record_run_time(out_dir, this_run, log)
+    invocations = clock.update()
+    this_run = invocations[-1]
     results["wall_time_s"] = round(sum(invocations), 1)
     results["invocations"] = len(invocations)
     report = out_dir / "report"
@@ -276,19 +277,37 @@ def run_benchmark(bench: BenchConfig, out_dir: str | Path, log=print, callbacks:
     return report
 
 
-def _record_run_time(out_dir: Path, seconds: float, log) -> list[float]:
-    """Append one invocation's wall time to ``OUT/run_times.json`` and return them all: a resumed run's report gives
-    the time its results cost over every invocation (pauses included), not the seconds of the last, resuming one."""
-    path = out_dir / "run_times.json"
-    invocations = []
-    if path.is_file():
-        try:
-            invocations = [float(t) for t in json.loads(path.read_text())["invocations_s"]]
-        except (ValueError, KeyError, TypeError) as error:
-            log(f"{path}: not a list of run times ({error!r}); counting from this invocation on")
-    invocations.append(round(seconds, 1))
-    path.write_text(json.dumps({"invocations_s": invocations}, indent=1))
-    return invocations
+class RunTimes:
+    """``OUT/run_times.json``: the wall time of every invocation of a benchmark folder (pauses included), so a
+    resumed run's report gives what its results cost over all of them, not the seconds of the last, resuming one. The
+    running invocation's entry is rewritten at every ``update`` (each log line: a stage started or finished, a fold
+    evaluated), so one that is killed still counts up to its last step."""
+
+    def __init__(self, out_dir: Path, log) -> None:
+        self.path = out_dir / "run_times.json"
+        self.start = time.perf_counter()
+        self.invocations: list[float] = []
+        if self.path.is_file():
+            try:
+                self.invocations = [float(t) for t in json.loads(self.path.read_text())["invocations_s"]]
+            except (ValueError, KeyError, TypeError) as error:
+                log(f"{self.path}: not a list of run times ({error!r}); counting from this invocation on")
+        self.invocations.append(0.0)
+        self.update()
+
+    def update(self) -> list[float]:
+        """This invocation's seconds so far, written; returns every invocation's."""
+        self.invocations[-1] = round(time.perf_counter() - self.start, 1)
+        self.path.write_text(json.dumps({"invocations_s": self.invocations}, indent=1))
+        return list(self.invocations)
+
+    def timed(self, log: Callable[[str], None]) -> Callable[[str], None]:
+        """``log`` that updates the clock before each line."""
+
+        def log_and_update(message: str) -> None:
+            self.update()
+            log(message)
+        return log_and_update
 
 
 def run_draws(benches: Mapping[int, BenchConfig], out_dir: str | Path, log=print,
