@@ -67,8 +67,6 @@ class BenchConfig:
     def __post_init__(self) -> None:
         """Everything a typo could break is checked here, before any training: every stage's full config (for the
         first fold), the graph's references, the conditions and the method specs."""
-        # ``stages.NAME=null`` on the command line drops a stage, as ``NAME: null`` does in a preset's YAML
-        self.stages = {name: values for name, values in self.stages.items() if values is not None}
         for name, values in self.stages.items():
             if not isinstance(values, dict):
                 raise ValueError(f"stages.{name}: expected a mapping of stage settings or null, got {values!r}")

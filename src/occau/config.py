@@ -103,7 +103,8 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Set each ``a.b=value`` (value parsed as YAML) in ``values``, in place; returns ``values``."""
+    """Set each ``a.b=value`` (value parsed as YAML) in ``values``, in place; returns ``values``. ``a.b=null`` removes
+    the key, as ``null`` does in a preset laid over its base (:func:`merged`): its default applies, or a stage drops."""
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
@@ -119,7 +120,10 @@ def set_dotted(values: dict[str, Any], key: str, value: Any) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ValueError(f"override {key}: {part} is not a mapping")
-    node[leaf] = value
+    if value is None:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
 
 
 def _plain(value: Any) -> Any:
