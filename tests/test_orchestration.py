@@ -115,6 +115,27 @@ def test_the_study_preset_is_quick_plus_the_ablations_and_the_fair_controls() ->
     assert control.model == student.model and scratch.model.spatial_maps == 65
 
 
+def test_the_length_study_doubles_the_method_and_the_control_and_keeps_the_rest_of_the_study() -> None:
+    """benchmarks/configs/study_long.yaml (the clean-gap length lever over draws): the study's data, teachers and
+    recipes, only the method, its no-KD twin and the fair control, each at twice the study's steps, the control's
+    warmup scaled with its schedule."""
+    study = load_bench_config("study")
+    long = load_bench_config(str(Path(__file__).parents[1] / "benchmarks" / "configs" / "study_long.yaml"))
+    assert long.data == study.data and long.folds == study.folds and long.conditions == study.conditions
+    assert [s.name for s in stage_plan(long)] == ["teacher_stage1", "teacher_stage2", "student", "student_control"]
+    init = {"mae": "m", "teacher": "t"}
+    for stage in ("teacher_stage1", "teacher_stage2"):
+        assert stage_config(long, stage, 1) == stage_config(study, stage, 1)  # its draws reuse the study's teachers
+    student, control = (stage_config(long, s, 1, init) for s in ("student", "student_control"))
+    short_student, short_control = (stage_config(study, s, 1, init) for s in ("student", "student_control"))
+    assert list(student.loss.variants) == ["student", "student_no_kd"]
+    assert student.optim.epochs == control.optim.epochs == 2 * short_student.optim.epochs == 18
+    assert control.optim.warmup_epochs / control.optim.epochs == pytest.approx(
+        short_control.optim.warmup_epochs / short_control.optim.epochs, abs=0.01)
+    assert student.optim.lr == short_student.optim.lr and control.optim.layer_decay == short_control.optim.layer_decay
+    assert control.loss == short_control.loss and not long.eval.mask_estimates
+
+
 def test_the_full_preset_trains_the_fair_control_for_as_many_steps_as_the_method() -> None:
     """The full report's ``student_random_init`` is the study's fair control (no layer decay, lr 1e-3, warmup about a
     fifth of the steps), trained as long as the method, and both about as many steps as the study's 9 quick epochs
